@@ -1,0 +1,15 @@
+"""geoplan: plan underground cables and collective meter boxes that replace flying wires."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import errors as errors
+from .catalogue import Catalogue as Catalogue
+from .catalogue import load_catalogue as load_catalogue
+from .errors import GeoplanError as GeoplanError
+from .settings import Settings as Settings
+from .settings import load_settings as load_settings
+
+try:
+    __version__ = version("geoplan")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"

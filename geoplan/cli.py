@@ -1,0 +1,140 @@
+"""The command line: parsing, progress, exit codes — nothing else.
+
+Exit codes: 0 success; 2 bad input (one line per problem on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import GeoplanError
+from .settings import Settings, load_settings, parse_assignments
+
+EXIT_BAD_INPUT = 2
+
+
+def _fail(exc: GeoplanError) -> None:
+    for problem in exc.problems:
+        click.echo(f"error: {problem}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a GeoplanError into one line per problem and exit code 2."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except GeoplanError as exc:
+            _fail(exc)
+
+    return wrapper
+
+
+def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the options that build the settings: --settings, --crs, --load-basis, --set."""
+    options = [
+        click.option(
+            "--settings",
+            "settings_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Settings file to read instead of geoplan.toml beside the layers.",
+        ),
+        click.option("--crs", help="Working CRS (projected, metres), e.g. EPSG:4545."),
+        click.option(
+            "--load-basis",
+            type=click.Choice(["rooms", "applicants"]),
+            help="Size loads for all storage rooms or only for applicants.",
+        ),
+        click.option(
+            "--set",
+            "assignments",
+            multiple=True,
+            metavar="SECTION.KEY=VALUE",
+            help="Override a catalogue figure, e.g. voltage.drop_limit_pct=5 (repeatable).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def build_settings(
+    layers: Path,
+    settings_file: Path | None,
+    crs: str | None,
+    load_basis: str | None,
+    assignments: tuple[str, ...],
+) -> Settings:
+    """Build the run's settings from the file beside the layers and the flags."""
+    return load_settings(
+        layers,
+        settings_file=settings_file,
+        options={"crs": crs, "load_basis": load_basis},
+        overrides=parse_assignments(assignments),
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="geoplan")
+@click.option("-v", "--verbose", is_flag=True, help="Log what each stage does.")
+def cli(*, verbose: bool) -> None:
+    """Plan underground cables and meter boxes that replace flying wires to storage sheds."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+    )
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", default=20261126, show_default=True, help="Random seed of the sample.")
+@_user_errors
+def sample(directory: Path, seed: int) -> None:
+    """Write the synthetic Haibowan sample district into DIRECTORY."""
+    from .sample import write_sample
+
+    paths = write_sample(directory, seed=seed)
+    click.echo(f"wrote {len(paths)} layers to {directory}")
+
+
+@cli.command()
+@click.argument("layers", type=click.Path(path_type=Path))
+@settings_options
+@_user_errors
+def validate(
+    layers: Path,
+    settings_file: Path | None,
+    crs: str | None,
+    load_basis: str | None,
+    assignments: tuple[str, ...],
+) -> None:
+    """Check LAYERS (a folder or GeoPackage) against the layer contract and summarize it."""
+    from .layers import read_layers, summarize
+
+    settings = build_settings(layers, settings_file, crs, load_basis, assignments)
+    result = read_layers(layers, settings=settings)
+    for line in result.warnings:
+        click.echo(f"warning: {line}", err=True)
+    figures = summarize(result)
+    click.echo(f"{layers}: valid ({result.crs.name})")
+    for key, value in figures.items():
+        shown = f"{value:,.1f}" if isinstance(value, float) else f"{value:,}"
+        click.echo(f"  {key.replace('_', ' '):<22}{shown:>12}")
+
+
+def main() -> None:
+    """Entry point of the ``geoplan`` console script."""
+    cli(prog_name="geoplan")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
