@@ -131,6 +131,92 @@ def validate(
         click.echo(f"  {key.replace('_', ' '):<22}{shown:>12}")
 
 
+@cli.command(name="plan")
+@click.argument("layers", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the plan's layers, reports and maps (created if missing).",
+)
+@click.option(
+    "--tiles",
+    default=None,
+    help="Online base map for the maps (e.g. OpenStreetMap); default: offline, no base map.",
+)
+@click.option("--no-maps", is_flag=True, help="Skip the HTML maps and dashboard.")
+@settings_options
+@_user_errors
+def plan_command(
+    *,
+    layers: Path,
+    out_dir: Path,
+    tiles: str | None,
+    settings_file: Path | None,
+    crs: str | None,
+    load_basis: str | None,
+    assignments: tuple[str, ...],
+    no_maps: bool,
+) -> None:
+    """Plan meter boxes, cables and trenches for LAYERS and write them to --out."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from .export import export_plan
+    from .layers import read_layers
+    from .plan import plan
+
+    settings = build_settings(layers, settings_file, crs, load_basis, assignments)
+    stages = [
+        "reading layers",
+        "meter boxes",
+        "routing graph",
+        "assignment and trenches",
+        "cable sizing",
+        "hazards and costs",
+        "writing outputs",
+    ]
+    if not no_maps:
+        stages.append("maps")
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    ) as bar:
+        task = bar.add_task("reading layers", total=len(stages))
+
+        def advance(stage: str) -> None:
+            bar.update(task, description=stage, completed=stages.index(stage))
+
+        result = read_layers(layers, settings=settings)
+        for line in result.warnings:
+            click.echo(f"warning: {line}", err=True)
+        made = plan(result, settings=settings, progress=advance)
+        advance("writing outputs")
+        written = export_plan(made, out_dir)
+        if not no_maps:
+            from .maps import write_maps
+
+            advance("maps")
+            written += write_maps(made, out_dir, tiles=tiles)
+    _print_stats(made.stats)
+    click.echo(f"wrote {len(written)} files to {out_dir}")
+
+
+def _print_stats(stats: dict[str, float | int | str]) -> None:
+    for key, value in stats.items():
+        shown = (
+            f"{value:,.2f}"
+            if isinstance(value, float)
+            else f"{value:,}"
+            if isinstance(value, int)
+            else value
+        )
+        click.echo(f"  {key.replace('_', ' '):<24}{shown:>14}")
+
+
 def main() -> None:
     """Entry point of the ``geoplan`` console script."""
     cli(prog_name="geoplan")

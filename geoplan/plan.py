@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import geopandas as gpd
 import pandas as pd
 import pyproj
+import shapely
 
+from .boxes import site_boxes
+from .costs import costs_by_compound
+from .electrical import design_load_kw, size_cables
+from .errors import LayerError, Problem
+from .hazards import compound_hazard, rank_priority, score_wires
 from .layers import Layers
+from .network import attach_points, build_graph
+from .routing import Routes, route, supply_candidates
+from .schema import conform
 from .settings import Settings
 
 
@@ -48,3 +58,253 @@ class Plan:
     def crs(self) -> pyproj.CRS:
         """The working CRS of every layer."""
         return self.layers.crs
+
+
+def _radius_by_compound(compounds: gpd.GeoDataFrame, settings: Settings) -> pd.Series:
+    """Return the low-voltage supply radius (m) of each compound from its area class."""
+    catalogue = settings.catalogue
+    radius_m = catalogue.value("supply", "radius_m")
+    default = str(catalogue.value("supply", "area_class"))
+    classes = (
+        compounds["area_class"].fillna(default).astype(str)
+        if "area_class" in compounds
+        else pd.Series(default, index=compounds.index)
+    )
+    unknown = sorted(set(classes) - set(radius_m))
+    if unknown:
+        problems = [
+            Problem(
+                f"area_class = {c!r} must be one of {', '.join(radius_m)}",
+                layer="compounds",
+                feature_id=str(i),
+            )
+            for i, c in zip(compounds["compound_id"], classes, strict=True)
+            if c in unknown
+        ]
+        raise LayerError(problems)
+    return pd.Series(classes.map(radius_m).astype(float).to_numpy(), index=compounds["compound_id"])
+
+
+def _barriers(layers: Layers) -> gpd.GeoSeries:
+    """Polygons no trench may cross: buildings, storage blocks and obstacles."""
+    parts = [layers[name].geometry for name in ("buildings", "storage_blocks", "obstacles")]
+    return gpd.GeoSeries(pd.concat(parts, ignore_index=True), crs=layers.crs)
+
+
+def _removals(
+    layers: Layers, boxes: gpd.GeoDataFrame, served: set[str], settings: Settings
+) -> gpd.GeoDataFrame:
+    """List the flying wires that go, each with the box that replaces it."""
+    scored = score_wires(layers["flying_wires"], corridors=layers["corridors"], settings=settings)
+    present = scored[~scored["reasons"].str.contains("removed", regex=False)]
+    if "to_block_id" not in present or not len(present):
+        return present.assign(box_id="")
+    ends = gpd.GeoSeries(
+        shapely.get_point(present.geometry.array, -1), index=present.index, crs=layers.crs
+    )
+    box_ids = []
+    for wire_index, block_id in present["to_block_id"].items():
+        candidates = boxes[(boxes["block_id"] == block_id) & boxes["box_id"].isin(served)]
+        if candidates.empty:
+            box_ids.append("")
+            continue
+        nearest = candidates.distance(ends.loc[wire_index]).to_numpy().argmin()
+        box_ids.append(str(candidates["box_id"].iloc[nearest]))
+    return present.assign(box_id=box_ids)
+
+
+def plan(
+    layers: Layers,
+    *,
+    settings: Settings | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Plan:
+    """Make the plan: boxes, supply assignment, cables, shared trenches, costs, hazards.
+
+    Parameters
+    ----------
+    layers
+        Validated layers from :func:`geoplan.layers.read_layers`.
+    settings
+        Run settings; the defaults when omitted.
+    progress
+        Called with the name of each stage as it starts (for progress bars).
+
+    Returns
+    -------
+    Plan
+        The plan's layers, per-compound summary and headline figures.
+    """
+    settings = settings or Settings()
+    catalogue = settings.catalogue
+    step = progress or (lambda _name: None)
+
+    step("meter boxes")
+    boxes = site_boxes(
+        layers["storage_blocks"],
+        corridors=layers["corridors"],
+        supplies=layers["supply_points"],
+        settings=settings,
+    )
+    radius_m = _radius_by_compound(layers["compounds"], settings)
+    power_factor = float(catalogue.value("loads", "power_factor"))
+    basis = boxes["used"] if settings.load_basis == "applicants" else boxes["rooms"]
+    work = pd.DataFrame(
+        {
+            "box_id": boxes["box_id"],
+            "compound_id": boxes["compound_id"],
+            "demand_kva": boxes["design_load_kw"] / power_factor,
+            "radius_m": boxes["compound_id"].map(radius_m).astype(float),
+            "cable_load_kw": design_load_kw(basis.to_numpy(), catalogue=catalogue, cable=True),
+        }
+    )
+
+    step("routing graph")
+    barriers = _barriers(layers)
+    graph = build_graph(layers["corridors"], barriers=barriers, settings=settings)
+    candidates = supply_candidates(
+        layers["supply_points"], layers["feeders"], boxes, settings=settings
+    )
+    points = gpd.GeoDataFrame(
+        {
+            "id": [f"box:{b}" for b in boxes["box_id"]]
+            + [f"supply:{c}" for c in candidates["candidate_id"]]
+        },
+        geometry=list(boxes.geometry) + list(candidates.geometry),
+        crs=layers.crs,
+    )
+    graph, nodes = attach_points(graph, points, barriers=barriers, settings=settings)
+
+    step("assignment and trenches")
+    routes = route(graph, nodes, work, candidates, settings=settings)
+
+    step("cable sizing")
+    supply_of = dict(zip(routes.assignment["box_id"], routes.assignment["supply_id"], strict=True))
+    cables = routes.assignment.merge(
+        boxes[["box_id", "compound_id", "rooms", "phases"]], on="box_id", how="left"
+    ).merge(work[["box_id", "cable_load_kw"]], on="box_id", how="left")
+    cables = cables.rename(columns={"cable_load_kw": "design_load_kw"})
+    cables["cable_id"] = cables["supply_id"] + "/" + cables["box_id"]
+    cables = size_cables(gpd.GeoDataFrame(cables, crs=layers.crs), catalogue=catalogue)
+    boxes = boxes.assign(supply_id=boxes["box_id"].map(supply_of).fillna(""))
+
+    unserved = routes.unserved.merge(
+        boxes[["box_id", "block_id", "compound_id", "geometry"]], on="box_id", how="left"
+    )
+    unserved = gpd.GeoDataFrame(unserved, geometry="geometry", crs=layers.crs)
+
+    step("hazards and costs")
+    removals = _removals(layers, boxes, set(supply_of), settings)
+    trench_cables = routes.trench_boxes.assign(
+        cable_id=routes.trench_boxes["box_id"].map(supply_of) + "/" + routes.trench_boxes["box_id"]
+    )
+    summary = _summary(
+        layers,
+        boxes=boxes,
+        cables=cables,
+        trenches=routes.trenches,
+        trench_cables=trench_cables,
+        removals=removals,
+        unserved=unserved,
+        settings=settings,
+    )
+    meter_boxes = conform(boxes, "meter_boxes")
+    cables = conform(cables.sort_values("cable_id", ignore_index=True), "cables")
+    stats = _stats(meter_boxes, cables, routes, unserved)
+    return Plan(
+        meter_boxes=meter_boxes,
+        cables=cables,
+        trenches=conform(routes.trenches, "trenches"),
+        removals=conform(removals.sort_values("wire_id", ignore_index=True), "removals"),
+        unserved=conform(unserved.sort_values("box_id", ignore_index=True), "unserved"),
+        summary=summary,
+        layers=layers,
+        settings=settings,
+        stats=stats,
+    )
+
+
+def _summary(
+    layers: Layers,
+    *,
+    boxes: gpd.GeoDataFrame,
+    cables: gpd.GeoDataFrame,
+    trenches: gpd.GeoDataFrame,
+    trench_cables: pd.DataFrame,
+    removals: gpd.GeoDataFrame,
+    unserved: gpd.GeoDataFrame,
+    settings: Settings,
+) -> pd.DataFrame:
+    """One row per compound: households, boxes, positions, lengths, cost, hazard, rank."""
+    compounds = layers["compounds"]
+    ids = compounds["compound_id"]
+    blocks = layers["storage_blocks"]
+    applicants = (
+        blocks["applicants"].fillna(blocks["units"]) if "applicants" in blocks else blocks["units"]
+    )
+    block_status = blocks["status"] if "status" in blocks else pd.Series("", index=blocks.index)
+    by_box = boxes.groupby("compound_id")
+    trench_length = trenches.set_index("trench_id")["length_m"]
+    shares = trench_cables.merge(cables[["cable_id", "compound_id"]], on="cable_id")
+    shares["n"] = 1
+    counts = shares.groupby(["trench_id", "compound_id"])["n"].sum().reset_index()
+    counts["trench_m"] = counts["trench_id"].map(trench_length) * (
+        counts["n"] / counts.groupby("trench_id")["n"].transform("sum")
+    )
+    costs = costs_by_compound(boxes, cables, trenches, trench_cables=trench_cables)
+    costs = costs.set_index("compound_id")["cost_cny"]
+    scored = score_wires(layers["flying_wires"], corridors=layers["corridors"], settings=settings)
+    served_wires = removals.loc[removals["box_id"] != "", "wire_id"]
+    hazard = compound_hazard(scored, compounds, removed_wire_ids=served_wires)
+    ranked = rank_priority(hazard, costs.reindex(ids.astype(str)).fillna(0.0))
+    summary = pd.DataFrame(
+        {
+            "compound_id": ids,
+            "name": compounds["name"],
+            "status": compounds.get("status", ""),
+            "households": compounds["households"].fillna(0) if "households" in compounds else 0,
+        }
+    ).set_index("compound_id", drop=False)
+    summary["applicants"] = applicants.groupby(blocks["compound_id"]).sum()
+    summary["boxes"] = by_box.size()
+    for column in ("positions", "used", "reserved"):
+        summary[column] = by_box[column].sum()
+    summary["energized_blocks"] = (block_status == "energized").groupby(blocks["compound_id"]).sum()
+    summary["unserved_blocks"] = unserved.groupby("compound_id")["block_id"].nunique()
+    summary["cable_m"] = cables.groupby("compound_id")["length_m"].sum()
+    summary["trench_m"] = counts.groupby("compound_id")["trench_m"].sum()
+    summary["cost_cny"] = costs
+    ranked = ranked.set_index("compound_id")
+    summary["hazard_before"] = ranked["hazard_index"]
+    summary["hazard_after"] = ranked["hazard_after"]
+    summary["priority_rank"] = ranked["priority_rank"]
+    summary = summary.fillna(0).reset_index(drop=True)
+    return conform(summary.sort_values("compound_id", ignore_index=True), "summary")
+
+
+def _stats(
+    boxes: gpd.GeoDataFrame, cables: gpd.GeoDataFrame, routes: Routes, unserved: pd.DataFrame
+) -> dict[str, float | int | str]:
+    """Headline figures of a plan (what the command line prints)."""
+    trench_m = float(routes.trenches["length_m"].sum())
+    separate_m = routes.separate_trench_m
+    stats: dict[str, float | int | str] = {
+        "boxes": len(boxes),
+        "positions": int(boxes["positions"].sum()),
+        "positions_used": int(boxes["used"].sum()),
+        "positions_reserved": int(boxes["reserved"].sum()),
+        "served_boxes": len(cables),
+        "cable_km": float(cables["length_m"].sum()) / 1000.0,
+        "trench_km": trench_m / 1000.0,
+        "separate_trench_km": separate_m / 1000.0,
+        "trench_saving_pct": 100.0 * (1.0 - trench_m / separate_m) if separate_m else 0.0,
+        "cost_cny": float(
+            boxes["cost_cny"].sum() + cables["cost_cny"].sum() + routes.trenches["cost_cny"].sum()
+        ),
+        "flagged_cables": int((cables["flags"] != "").sum()),
+        "max_voltage_drop_pct": float(cables["voltage_drop_pct"].max()) if len(cables) else 0.0,
+        "unserved_boxes": len(unserved),
+    }
+    for reason, count in unserved["reason"].value_counts().sort_index().items():
+        stats[f"unserved_{reason}"] = int(count)
+    return stats

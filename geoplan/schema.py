@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+import geopandas as gpd
+import pandas as pd
+
 # layer -> ((column, dtype, description), ...); dtype is a pandas dtype name.
 OUTPUT_LAYERS = MappingProxyType(
     {
@@ -24,7 +27,7 @@ OUTPUT_LAYERS = MappingProxyType(
             ("model", "str", "box model name, e.g. DXB-1P-12"),
             ("design_load_kw", "float64", "design load after the demand factor, kW"),
             ("supply_id", "str", "supply the box is fed from (empty when unserved)"),
-            ("status", "str", "planned, or energized when the block already is"),
+            ("status", "str", "status of the storage block served"),
             ("cost_cny", "float64", "box cost, CNY"),
         ),
         "cables": (
@@ -50,7 +53,7 @@ OUTPUT_LAYERS = MappingProxyType(
             ("supply_id", "str", "supply whose cables it carries"),
             ("surface", "str", "surface dug: soil, lawn, paving, asphalt, concrete, open"),
             ("off_corridor", "bool", "dug outside surveyed corridors"),
-            ("road_crossings", "int64", "roads crossed by this section"),
+            ("road_crossings", "float64", "road crossings (a section ending at one counts half)"),
             ("n_cables", "int64", "cables laid in it"),
             ("length_m", "float64", "length, m"),
             ("cost_cny", "float64", "digging and restoration cost, CNY"),
@@ -82,7 +85,8 @@ SUMMARY_COLUMNS = (
     ("positions", "int64", "meter positions"),
     ("used", "int64", "positions used"),
     ("reserved", "int64", "positions reserved"),
-    ("unserved_blocks", "int64", "storage blocks not served"),
+    ("energized_blocks", "int64", "storage blocks already energized (done)"),
+    ("unserved_blocks", "int64", "storage blocks with a box not served"),
     ("cable_m", "float64", "cable length, m"),
     ("trench_m", "float64", "trench length, m"),
     ("cost_cny", "float64", "boxes + cables + trenches, CNY"),
@@ -97,3 +101,21 @@ def columns(layer: str) -> list[str]:
     if layer == "summary":
         return [c for c, _, _ in SUMMARY_COLUMNS]
     return [c for c, _, _ in OUTPUT_LAYERS[layer]]
+
+
+def conform(frame: pd.DataFrame, layer: str) -> pd.DataFrame:
+    """Return ``frame`` with exactly the layer's columns, in order, with their dtypes.
+
+    Missing text columns become empty strings; a GeoDataFrame keeps its geometry last.
+    """
+    spec = SUMMARY_COLUMNS if layer == "summary" else OUTPUT_LAYERS[layer]
+    out = pd.DataFrame(index=frame.index)
+    for name, dtype, _ in spec:
+        values = frame[name] if name in frame else pd.Series("", index=frame.index)
+        if dtype == "str":
+            out[name] = values.fillna("").astype(str)
+        else:
+            out[name] = values.astype(dtype)
+    if isinstance(frame, gpd.GeoDataFrame):
+        return gpd.GeoDataFrame(out, geometry=frame.geometry, crs=frame.crs)
+    return out

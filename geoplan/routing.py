@@ -1,0 +1,549 @@
+"""Supply assignment, cable paths and shared trenches on the routing graph.
+
+Each meter box is fed by its own cable from one supply: a transformer, a branch box, a pole
+or a tap on an existing feeder. The assignment is solved exactly as a small integer
+programme (HiGHS through :func:`scipy.optimize.milp`), split into independent parts by the
+low-voltage supply radius: serve as many boxes as possible, then at least cost, without
+exceeding any supply's spare capacity or outgoing circuits. The cables of one supply then
+share trenches along an approximate Steiner tree, so that each trench metre is dug once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import shapely
+from networkx.algorithms.approximation import steiner_tree
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import coo_array
+
+from .network import path_geometry
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Reasons a box is left unserved (the `unserved` layer's `reason`).
+NO_PATH = "no_path"
+BEYOND_RADIUS = "beyond_radius"
+NO_CAPACITY = "no_capacity"
+NO_CIRCUIT = "no_circuit"
+
+_DETAILS = {
+    NO_PATH: "no trench route reaches a supply; add a corridor or check obstacles",
+    BEYOND_RADIUS: "every reachable supply is beyond the low-voltage supply radius; "
+    "plan a new branch box or transformer nearby",
+    NO_CAPACITY: "supplies in reach have no spare capacity left; upgrade a transformer",
+    NO_CIRCUIT: "supplies in reach have no free outgoing circuit; add a branch box",
+}
+
+
+@dataclass(frozen=True)
+class Routes:
+    """What routing decided.
+
+    Parameters
+    ----------
+    assignment
+        One row per served box: box_id, supply_id, length_m, off_corridor_m,
+        max_cables_in_trench, geometry (the cable route).
+    trenches
+        Trench sections: trench_id, supply_id, surface, off_corridor, road_crossings,
+        n_cables, length_m, cost_cny, geometry.
+    unserved
+        box_id, reason, detail for each box that could not be served.
+    trench_boxes
+        trench_id, box_id: which boxes' cables each trench section carries.
+    separate_trench_m
+        Trench length if every cable were dug on its own (the sum of the routes).
+    """
+
+    assignment: gpd.GeoDataFrame
+    trenches: gpd.GeoDataFrame
+    unserved: pd.DataFrame
+    trench_boxes: pd.DataFrame
+    separate_trench_m: float
+
+
+def supply_candidates(
+    supplies: gpd.GeoDataFrame,
+    feeders: gpd.GeoDataFrame,
+    boxes: gpd.GeoDataFrame,
+    *,
+    settings: Settings,
+) -> gpd.GeoDataFrame:
+    """List the points new cables may start from, with what each can still carry.
+
+    Supply points offer ``capacity × loading_limit − existing load``. An existing feeder with
+    spare capacity offers one tap per compound, at the point of the feeder nearest the
+    compound's boxes; a feeder's taps share its spare capacity and circuits (``group``).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        candidate_id, supply_id, kind, group, spare_kva, circuits, geometry (Point).
+    """
+    catalogue = settings.catalogue
+    loading_limit = float(catalogue.value("supply", "loading_limit"))
+    default_circuits = int(catalogue.value("supply", "default_max_circuits"))
+    existing = supplies["load_kva"].fillna(0.0) if "load_kva" in supplies else 0.0
+    circuits = (
+        supplies["max_circuits"].fillna(default_circuits)
+        if "max_circuits" in supplies
+        else default_circuits
+    )
+    frame = gpd.GeoDataFrame(
+        {
+            "candidate_id": supplies["supply_id"].astype(str),
+            "supply_id": supplies["supply_id"].astype(str),
+            "kind": supplies["kind"].astype(str),
+            "group": supplies["supply_id"].astype(str),
+            "spare_kva": (supplies["capacity_kva"] * loading_limit - existing).clip(lower=0.0),
+            "circuits": pd.Series(circuits, index=supplies.index).astype(int),
+        },
+        geometry=supplies.geometry.values,
+        crs=supplies.crs,
+    )
+    taps = _feeder_taps(feeders, boxes, settings=settings)
+    return pd.concat([frame, taps], ignore_index=True) if len(taps) else frame
+
+
+def _feeder_taps(
+    feeders: gpd.GeoDataFrame, boxes: gpd.GeoDataFrame, *, settings: Settings
+) -> gpd.GeoDataFrame:
+    columns = ["candidate_id", "supply_id", "kind", "group", "spare_kva", "circuits"]
+    if not len(feeders) or not len(boxes) or "spare_kva" not in feeders:
+        return gpd.GeoDataFrame(columns=[*columns, "geometry"], geometry="geometry", crs=boxes.crs)
+    catalogue = settings.catalogue
+    reach_m = max(catalogue.value("supply", "radius_m").values())
+    circuits = int(catalogue.value("supply", "feeder_max_circuits"))
+    usable = feeders[feeders["spare_kva"].fillna(0) > 0]
+    centres = boxes.dissolve("compound_id").centroid
+    rows = []
+    for feeder in usable.itertuples(index=False):
+        near = centres[centres.distance(feeder.geometry) <= reach_m]
+        for compound_id, centre in near.items():
+            point = feeder.geometry.interpolate(feeder.geometry.project(centre))
+            rows.append(
+                {
+                    "candidate_id": f"{feeder.feeder_id}@{compound_id}",
+                    "supply_id": f"{feeder.feeder_id}@{compound_id}",
+                    "kind": "feeder_tap",
+                    "group": str(feeder.feeder_id),
+                    "spare_kva": float(feeder.spare_kva),
+                    "circuits": circuits,
+                    "geometry": point,
+                }
+            )
+    if not rows:
+        return gpd.GeoDataFrame(columns=[*columns, "geometry"], geometry="geometry", crs=boxes.crs)
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=boxes.crs)
+
+
+def candidate_pairs(
+    graph: nx.Graph,
+    nodes: dict[str, int],
+    boxes: pd.DataFrame,
+    candidates: pd.DataFrame,
+) -> tuple[pd.DataFrame, dict[tuple[str, str], list[int]], dict[str, set[int]]]:
+    """Find, for each supply, the cheapest route to every box within the supply radius.
+
+    Parameters
+    ----------
+    graph
+        The routing graph with boxes and candidates attached.
+    nodes
+        Node of each attached point: ``box:<box_id>`` and ``supply:<candidate_id>``.
+    boxes
+        box_id and radius_m (the supply radius that applies to the box).
+    candidates
+        candidate_id of each supply candidate.
+
+    Returns
+    -------
+    pairs
+        box_id, candidate_id, cost_cny (trench cost of the route), length_m, in_radius.
+    paths
+        The node path of each pair.
+    balls
+        For each candidate, the graph nodes within the largest radius (by length).
+    """
+    radius_by_box = dict(zip(boxes["box_id"], boxes["radius_m"], strict=True))
+    box_by_node = {nodes[f"box:{b}"]: b for b in boxes["box_id"] if f"box:{b}" in nodes}
+    reach_m = float(boxes["radius_m"].max()) if len(boxes) else 0.0
+    rows = []
+    paths: dict[tuple[str, str], list[int]] = {}
+    balls: dict[str, set[int]] = {}
+    for candidate_id in candidates["candidate_id"]:
+        source = nodes.get(f"supply:{candidate_id}")
+        if source is None:
+            continue
+        # Nodes within the radius by length; the cheapest route is searched inside them.
+        lengths = nx.single_source_dijkstra_path_length(
+            graph, source, cutoff=reach_m, weight="length_m"
+        )
+        ball = set(lengths)
+        balls[candidate_id] = ball
+        targets = [n for n in lengths if n in box_by_node]
+        if not targets:
+            continue
+        costs, routes = nx.single_source_dijkstra(graph.subgraph(ball), source, weight="weight")
+        for node in targets:
+            if node not in routes:
+                continue
+            route = routes[node]
+            length_m = sum(graph.edges[u, v]["length_m"] for u, v in nx.utils.pairwise(route))
+            box_id = box_by_node[node]
+            rows.append(
+                {
+                    "box_id": box_id,
+                    "candidate_id": candidate_id,
+                    "cost_cny": float(costs[node]),
+                    "length_m": float(length_m),
+                    "in_radius": length_m <= radius_by_box[box_id] + 1e-9,
+                }
+            )
+            paths[box_id, candidate_id] = route
+    pairs = pd.DataFrame(
+        rows, columns=["box_id", "candidate_id", "cost_cny", "length_m", "in_radius"]
+    )
+    return pairs, paths, balls
+
+
+def assign(
+    pairs: pd.DataFrame,
+    boxes: pd.DataFrame,
+    candidates: pd.DataFrame,
+    *,
+    cable_cost_cny_per_m: float = 0.0,
+) -> pd.DataFrame:
+    """Assign boxes to supplies exactly: most boxes served, then least cost.
+
+    The problem splits into independent parts (boxes linked through candidates they can
+    reach); each part is an integer programme solved by HiGHS.
+
+    Parameters
+    ----------
+    pairs
+        Feasible (in-radius) pairs: box_id, candidate_id, cost_cny, length_m.
+    boxes
+        box_id and demand_kva.
+    candidates
+        candidate_id, group, spare_kva, circuits. Candidates of one group share the
+        group's spare capacity and circuits.
+    cable_cost_cny_per_m
+        Added to each pair's trench cost per metre of route, for the cable itself.
+
+    Returns
+    -------
+    pandas.DataFrame
+        box_id, candidate_id for every served box, sorted by box_id.
+    """
+    if pairs.empty:
+        return pd.DataFrame(columns=["box_id", "candidate_id"])
+    group_of = dict(zip(candidates["candidate_id"], candidates["group"], strict=True))
+    spare = candidates.groupby("group")["spare_kva"].first()
+    circuits = candidates.groupby("group")["circuits"].first()
+    demand = dict(zip(boxes["box_id"], boxes["demand_kva"], strict=True))
+    pairs = pairs.assign(group=pairs["candidate_id"].map(group_of))
+    link = nx.Graph()
+    link.add_edges_from(zip("b:" + pairs["box_id"], "g:" + pairs["group"], strict=True))
+    chosen = []
+    for part in sorted(nx.connected_components(link), key=min):
+        part_boxes = sorted(n[2:] for n in part if n.startswith("b:"))
+        part_pairs = pairs[pairs["box_id"].isin(part_boxes)].sort_values(["box_id", "candidate_id"])
+        chosen.append(
+            _solve_part(part_pairs, part_boxes, demand, spare, circuits, cable_cost_cny_per_m)
+        )
+    result = pd.concat(chosen, ignore_index=True)
+    return result.sort_values("box_id", ignore_index=True)
+
+
+def _solve_part(
+    pairs: pd.DataFrame,
+    box_ids: list[str],
+    *,
+    demand: dict[str, float],
+    spare: pd.Series,
+    circuits: pd.Series,
+    cable_cost_cny_per_m: float,
+) -> pd.DataFrame:
+    n_pairs, n_boxes = len(pairs), len(box_ids)
+    box_index = {b: i for i, b in enumerate(box_ids)}
+    groups = sorted(pairs["group"].unique())
+    group_index = {g: i for i, g in enumerate(groups)}
+    cost = (pairs["cost_cny"] + cable_cost_cny_per_m * pairs["length_m"]).to_numpy()
+    # Leaving a box unserved costs more than serving every box of the part.
+    penalty = float(cost.sum()) + 1.0
+    objective = np.concatenate([cost, np.full(n_boxes, penalty)])
+    rows_box = pairs["box_id"].map(box_index).to_numpy()
+    rows_group = pairs["group"].map(group_index).to_numpy()
+    pair_cols = np.arange(n_pairs)
+    # each box: sum of its pairs + unserved = 1
+    one = coo_array(
+        (
+            np.ones(n_pairs + n_boxes),
+            (
+                np.concatenate([rows_box, np.arange(n_boxes)]),
+                np.concatenate([pair_cols, n_pairs + np.arange(n_boxes)]),
+            ),
+        ),
+        shape=(n_boxes, n_pairs + n_boxes),
+    )
+    kva = coo_array(
+        (pairs["box_id"].map(demand).to_numpy(), (rows_group, pair_cols)),
+        shape=(len(groups), n_pairs + n_boxes),
+    )
+    count = coo_array(
+        (np.ones(n_pairs), (rows_group, pair_cols)), shape=(len(groups), n_pairs + n_boxes)
+    )
+    constraints = [
+        LinearConstraint(one.tocsr(), 1, 1),
+        LinearConstraint(kva.tocsr(), -np.inf, spare.loc[groups].to_numpy()),
+        LinearConstraint(count.tocsr(), -np.inf, circuits.loc[groups].to_numpy()),
+    ]
+    result = milp(
+        objective,
+        constraints=constraints,
+        integrality=np.ones(n_pairs + n_boxes),
+        bounds=Bounds(0, 1),
+    )
+    if result.x is None:  # pragma: no cover - the all-unserved solution is always feasible
+        msg = f"the assignment solver failed: {result.message}"
+        raise RuntimeError(msg)
+    taken = np.round(result.x[:n_pairs]).astype(bool)
+    return pairs.loc[taken, ["box_id", "candidate_id"]].reset_index(drop=True)
+
+
+def explain_unserved(
+    boxes: pd.DataFrame,
+    pairs: pd.DataFrame,
+    assigned: pd.DataFrame,
+    candidates: pd.DataFrame,
+) -> pd.DataFrame:
+    """Say why each unassigned box is unserved: no path, beyond radius, capacity, circuits."""
+    served = set(assigned["box_id"])
+    used = assigned.merge(candidates[["candidate_id", "group"]], on="candidate_id")
+    demand = dict(zip(boxes["box_id"], boxes["demand_kva"], strict=True))
+    used_kva = used["box_id"].map(demand).groupby(used["group"]).sum()
+    groups = candidates.groupby("group")[["spare_kva", "circuits"]].first()
+    left_kva = groups["spare_kva"] - used_kva.reindex(groups.index, fill_value=0.0)
+    group_of = dict(zip(candidates["candidate_id"], candidates["group"], strict=True))
+    rows = []
+    for box_id in boxes["box_id"]:
+        if box_id in served:
+            continue
+        reach = pairs[pairs["box_id"] == box_id]
+        if reach.empty:
+            reason = NO_PATH
+        elif not reach["in_radius"].any():
+            reason = BEYOND_RADIUS
+        else:
+            near = reach.loc[reach["in_radius"], "candidate_id"].map(group_of)
+            kva_ok = (left_kva.loc[near] >= demand[box_id]).any()
+            reason = NO_CIRCUIT if kva_ok else NO_CAPACITY
+        rows.append({"box_id": box_id, "reason": reason, "detail": _DETAILS[reason]})
+    return pd.DataFrame(rows, columns=["box_id", "reason", "detail"])
+
+
+def shared_trenches(
+    graph: nx.Graph,
+    nodes: dict[str, int],
+    assigned: pd.DataFrame,
+    *,
+    paths: dict[tuple[str, str], list[int]],
+    balls: dict[str, set[int]],
+    radius_by_box: dict[str, float],
+) -> dict[str, list[int]]:
+    """Route the cables of each supply along one approximate Steiner tree.
+
+    A cable whose route along the tree would exceed its supply radius keeps its own
+    cheapest route instead.
+
+    Returns
+    -------
+    dict
+        The node route of each served box, from its supply to the box.
+    """
+    routes: dict[str, list[int]] = {}
+    for candidate_id, group in assigned.groupby("candidate_id", sort=True):
+        source = nodes[f"supply:{candidate_id}"]
+        box_ids = sorted(group["box_id"])
+        terminals = [source, *(nodes[f"box:{b}"] for b in box_ids)]
+        if len(box_ids) == 1:
+            routes[box_ids[0]] = paths[box_ids[0], candidate_id]
+            continue
+        tree = steiner_tree(
+            graph.subgraph(balls[candidate_id]), terminals, weight="weight", method="mehlhorn"
+        )
+        for box_id in box_ids:
+            route = nx.shortest_path(tree, source, nodes[f"box:{box_id}"])
+            length_m = sum(graph.edges[u, v]["length_m"] for u, v in nx.utils.pairwise(route))
+            if length_m > radius_by_box[box_id] + 1e-9:
+                route = paths[box_id, candidate_id]
+            routes[box_id] = route
+    return routes
+
+
+def trench_sections(
+    graph: nx.Graph, routes: dict[str, list[int]], supply_of: dict[str, str]
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame, dict[tuple[int, int], int]]:
+    """Merge the edges that cables run along into trench sections.
+
+    Edges carrying the same cables on the same surface are merged into one section.
+
+    Returns
+    -------
+    trenches
+        trench_id, supply_id, surface, off_corridor, road_crossings, n_cables, length_m,
+        cost_cny, geometry.
+    trench_boxes
+        trench_id, box_id: the boxes whose cables each section carries.
+    n_cables
+        The number of cables along each edge (keyed by sorted node pair).
+    """
+    cables_on: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for box_id in sorted(routes):
+        for u, v in nx.utils.pairwise(routes[box_id]):
+            cables_on[(min(u, v), max(u, v))].append(box_id)
+    groups: dict[tuple, list[tuple[int, int]]] = defaultdict(list)
+    for edge in sorted(cables_on):
+        data = graph.edges[edge]
+        key = (tuple(cables_on[edge]), data["surface"], bool(data["off_corridor"]))
+        groups[key].append(edge)
+    rows = []
+    for (cables, surface, off_corridor), edges in sorted(groups.items()):
+        lines = [graph.edges[e]["geometry"] for e in edges]
+        merged = shapely.line_merge(shapely.MultiLineString(lines))
+        parts = list(merged.geoms) if hasattr(merged, "geoms") else [merged]
+        mids = shapely.line_interpolate_point(lines, 0.5, normalized=True)
+        supplies = sorted({supply_of[c] for c in cables})
+        for part in sorted(parts, key=lambda g: g.coords[0]):
+            inside = shapely.dwithin(part, mids, 1e-6)
+            part_edges = [e for e, keep in zip(edges, inside, strict=True) if keep]
+            rows.append(
+                {
+                    "supply_id": ";".join(supplies),
+                    "surface": surface,
+                    "off_corridor": off_corridor,
+                    "road_crossings": float(
+                        sum(graph.edges[e].get("road_crossings", 0.0) for e in part_edges)
+                    ),
+                    "n_cables": len(cables),
+                    "length_m": float(part.length),
+                    "cost_cny": float(sum(graph.edges[e]["weight"] for e in part_edges)),
+                    "geometry": part,
+                    "boxes": cables,
+                }
+            )
+    trenches = gpd.GeoDataFrame(
+        rows,
+        columns=[
+            "supply_id",
+            "surface",
+            "off_corridor",
+            "road_crossings",
+            "n_cables",
+            "length_m",
+            "cost_cny",
+            "geometry",
+            "boxes",
+        ],
+        geometry="geometry",
+        crs=graph.graph.get("crs"),
+    )
+    trenches.insert(0, "trench_id", [f"T{i:05d}" for i in range(1, len(trenches) + 1)])
+    trench_boxes = (
+        trenches[["trench_id", "boxes"]]
+        .explode("boxes")
+        .rename(columns={"boxes": "box_id"})
+        .reset_index(drop=True)
+    )
+    trenches = trenches.drop(columns="boxes")
+    return trenches, trench_boxes, {edge: len(c) for edge, c in cables_on.items()}
+
+
+def route(
+    graph: nx.Graph,
+    nodes: dict[str, int],
+    boxes: gpd.GeoDataFrame,
+    candidates: gpd.GeoDataFrame,
+    *,
+    settings: Settings,
+) -> Routes:
+    """Assign every box to a supply and lay the cables and shared trenches.
+
+    Parameters
+    ----------
+    graph
+        The routing graph with boxes (``box:<box_id>``) and candidates
+        (``supply:<candidate_id>``) attached; ``nodes`` maps those names to nodes.
+    nodes
+        Node of each attached point.
+    boxes
+        box_id, compound_id, demand_kva and radius_m of each box to serve.
+    candidates
+        Supply candidates from :func:`supply_candidates`.
+    settings
+        Run settings.
+
+    Returns
+    -------
+    Routes
+        Served boxes with their cable routes, trench sections, and the unserved boxes.
+    """
+    catalogue = settings.catalogue
+    cheapest_cable = float(catalogue.table("cables", "types")["cost_cny_per_m"].min())
+    pairs, paths, balls = candidate_pairs(graph, nodes, boxes, candidates)
+    feasible = pairs[pairs["in_radius"]]
+    assigned = assign(feasible, boxes, candidates, cable_cost_cny_per_m=cheapest_cable)
+    unserved = explain_unserved(boxes, pairs, assigned, candidates)
+    radius_by_box = dict(zip(boxes["box_id"], boxes["radius_m"], strict=True))
+    routes = shared_trenches(
+        graph, nodes, assigned, paths=paths, balls=balls, radius_by_box=radius_by_box
+    )
+    supply_of = dict(zip(assigned["box_id"], assigned["candidate_id"], strict=True))
+    trenches, trench_boxes, n_cables = trench_sections(graph, routes, supply_of)
+    separate_trench_m = float(
+        sum(pairs.set_index(["box_id", "candidate_id"]).loc[list(supply_of.items()), "length_m"])
+        if supply_of
+        else 0.0
+    )
+    rows = []
+    for box_id in sorted(routes):
+        route_nodes = routes[box_id]
+        edges = [(min(u, v), max(u, v)) for u, v in nx.utils.pairwise(route_nodes)]
+        rows.append(
+            {
+                "box_id": box_id,
+                "supply_id": supply_of[box_id],
+                "length_m": float(sum(graph.edges[e]["length_m"] for e in edges)),
+                "off_corridor_m": float(
+                    sum(graph.edges[e]["length_m"] for e in edges if graph.edges[e]["off_corridor"])
+                ),
+                "max_cables_in_trench": max((n_cables[e] for e in edges), default=1),
+                "geometry": path_geometry(graph, route_nodes),
+            }
+        )
+    assignment = gpd.GeoDataFrame(
+        rows,
+        columns=[
+            "box_id",
+            "supply_id",
+            "length_m",
+            "off_corridor_m",
+            "max_cables_in_trench",
+            "geometry",
+        ],
+        geometry="geometry",
+        crs=graph.graph.get("crs"),
+    )
+    logger.info(
+        "served %d of %d boxes; %d trench sections", len(assignment), len(boxes), len(trenches)
+    )
+    return Routes(assignment, trenches, unserved, trench_boxes, separate_trench_m)
