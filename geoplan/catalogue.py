@@ -98,9 +98,13 @@ def _same_kind(default: Any, new: Any) -> bool:
     if isinstance(default, int | float):
         return isinstance(new, int | float)
     if isinstance(default, list):
-        return isinstance(new, list)
+        return isinstance(new, list) and (
+            not default or all(_same_kind(default[0], item) for item in new)
+        )
     if isinstance(default, dict):
-        return isinstance(new, dict)
+        return isinstance(new, dict) and all(
+            _same_kind(default[key], item) for key, item in new.items() if key in default
+        )
     return isinstance(new, type(default))
 
 

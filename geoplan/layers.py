@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import logging
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -245,7 +245,7 @@ def _short(exc: Exception) -> str:
 def _feature_ids(frame: pd.DataFrame, spec: LayerSpec) -> list[str]:
     if spec.id_column in frame.columns:
         return [
-            f"row {i + 1}" if pd.isna(v) or str(v) == "" else str(v)
+            f"row {i + 1}" if pd.isna(v) or str(v).strip() == "" else _as_id(v)
             for i, v in enumerate(frame[spec.id_column])
         ]
     return [f"row {i + 1}" for i in range(len(frame))]
@@ -389,14 +389,17 @@ def _check_values(
             if pd.isna(raw):
                 if column in spec.required or column in spec.positive:
                     problems.append(Problem(f"{column} is empty; give a number", **at(i)))
-            elif pd.isna(num):
+            elif pd.isna(num) or not np.isfinite(num):
                 problems.append(Problem(f"{column} = {raw!r} is not a number", **at(i)))
             elif column in spec.positive and num <= 0:
                 problems.append(Problem(f"{column} = {raw} must be greater than zero", **at(i)))
             elif num < 0:
                 problems.append(Problem(f"{column} = {raw} must not be negative", **at(i)))
-            elif column in spec.counts and num != int(num):
+            elif column in spec.counts and not float(num).is_integer():
                 problems.append(Problem(f"{column} = {raw} must be a whole number", **at(i)))
+        if column in spec.counts:
+            # negative and fractional counts, reported above, become NA
+            numeric = numeric.where((numeric >= 0) & (numeric % 1 == 0))
         frame[column] = numeric.astype("Int64" if column in spec.counts else "float64")
 
     for column, allowed in spec.choices.items():
@@ -417,7 +420,10 @@ def _as_id(value: object) -> str:
 
 
 def _check_references(
-    frames: Mapping[str, gpd.GeoDataFrame], files: Mapping[str, Path]
+    frames: Mapping[str, gpd.GeoDataFrame],
+    files: Mapping[str, Path],
+    *,
+    given: Collection[str],
 ) -> list[Problem]:
     problems: list[Problem] = []
     for spec in SPECS:
@@ -429,6 +435,8 @@ def _check_references(
             if column not in frame.columns:
                 continue
             target_spec = SPEC_BY_NAME[target]
+            if target not in frames and (target in given or target_spec.mandatory):
+                continue  # the target layer is missing or unreadable, reported already
             known = (
                 set(frames[target][target_spec.id_column].dropna()) if target in frames else set()
             )
@@ -457,9 +465,9 @@ def _check_references(
             frame[column] = [None if pd.isna(v) else _as_id(v) for v in frame[column]]
     blocks = frames.get("storage_blocks")
     if blocks is not None and {"units", "applicants"} <= set(blocks.columns):
-        over = blocks["applicants"].fillna(0) > blocks["units"].fillna(0)
+        over = (blocks["applicants"] > blocks["units"]).fillna(False)
         for block_id, units, applicants in blocks.loc[
-            over.fillna(False), ["block_id", "units", "applicants"]
+            over, ["block_id", "units", "applicants"]
         ].itertuples(index=False):
             problems.append(
                 Problem(
@@ -538,7 +546,7 @@ def read_layers(path: str | Path, *, settings: Settings | None = None) -> Layers
         notes += repairs
         frames[spec.name] = frame
         files[spec.name] = file
-    problems += _check_references(frames, files)
+    problems += _check_references(frames, files, given=found)
     if problems:
         crs_only = all("coordinate reference system" in p.message for p in problems)
         raise (CRSError if crs_only else LayerError)(problems)

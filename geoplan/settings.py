@@ -188,20 +188,27 @@ def load_settings(
     problems: list[Problem] = []
     if path is not None:
         project = _read_toml(path)
-        plan_options = dict(project.pop("plan", {}) or {})
+        plan = project.pop("plan", {})
         document, problems = merge_overrides(document, project, origin=str(path))
         files.append(str(path))
-        try:
-            _check_options(plan_options, origin=str(path))
-        except SettingsError as exc:
-            problems += exc.problems
+        if isinstance(plan, dict):
+            plan_options = plan
+            try:
+                _check_options(plan_options, origin=str(path))
+            except SettingsError as exc:
+                problems += exc.problems
+        else:
+            problems.append(Problem("[plan] must be a table of options", file=str(path)))
     if overrides:
         document, more = merge_overrides(document, overrides, origin="--set")
         problems += more
+    flag_options = {k: v for k, v in (options or {}).items() if v is not None}
+    try:
+        _check_options(flag_options, origin="command line")
+    except SettingsError as exc:
+        problems += exc.problems
     if problems:
         raise SettingsError(problems)
-    flag_options = {k: v for k, v in (options or {}).items() if v is not None}
-    _check_options(flag_options, origin="command line")
     plan_options.update(flag_options)
     catalogue = build_catalogue(document, origin=" + ".join(files) or "geoplan catalogue")
     return Settings(catalogue=catalogue, files=tuple(files), **plan_options)
