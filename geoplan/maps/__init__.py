@@ -1,0 +1,150 @@
+"""Folium pages of a plan: the managers' dashboard, plan maps and the hazard heatmap.
+
+Pages are offline by default: each is one self-contained HTML file that makes no
+request at all (Leaflet and leaflet.heat are inlined from installed packages), so it
+opens from a shared folder on an intranet without internet. ``tiles="OpenStreetMap"`` (or
+any folium tiles name or URL) adds an online base layer when asked for.
+
+Maps read a :class:`~geoplan.plan.Plan`; they never recompute it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from geoplan.errors import OutputError
+
+if TYPE_CHECKING:
+    from geoplan.plan import Plan
+
+logger = logging.getLogger(__name__)
+
+COMPOUND_FOLDER = "compounds"
+_SAFE_NAME = re.compile(r"[^\w-]", re.UNICODE)
+_MAX_NAME = 80
+
+
+def compound_file(compound_id: str) -> str:
+    """Return the page of a compound relative to the output folder.
+
+    Ids that are not safe file names (path separators, dots, spaces...) are cleaned and
+    suffixed with a short hash so that two ids never share a page.
+    """
+    text = str(compound_id)
+    safe = _SAFE_NAME.sub("_", text)[:_MAX_NAME]
+    if safe != text or not safe:
+        safe = f"{safe}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
+    return f"{COMPOUND_FOLDER}/{safe}.html"
+
+
+def _write(path: Path, text: str) -> Path:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8", newline="\n")
+    except OSError as exc:
+        msg = f"cannot write the map ({exc.strerror}); choose another --out folder"
+        raise OutputError(msg) from None
+    logger.info("wrote %s (%.0f kB)", path, path.stat().st_size / 1000)
+    return path
+
+
+def write_maps(plan: Plan, out_dir: Path, *, tiles: str | None = None) -> list[Path]:
+    """Write the dashboard, the district plan map, the heatmap and one map per compound.
+
+    Parameters
+    ----------
+    plan
+        The plan to show.
+    out_dir
+        Folder to write into (created if needed); existing pages are replaced.
+    tiles
+        None (default) for offline pages on a plain background; a folium tiles name
+        (``"OpenStreetMap"``, ``"CartoDB positron"``) or a tile URL template for an online
+        base layer.
+
+    Returns
+    -------
+    paths
+        ``index.html``, ``district.html``, ``heatmap.html``, then
+        ``compounds/<compound_id>.html`` in compound-id order.
+
+    Raises
+    ------
+    ImportError
+        folium or xstatic-leaflet is not installed.
+    OutputError
+        A page cannot be written.
+    """
+    try:
+        from ._dashboard import dashboard_page
+        from ._heatmap import heatmap_page
+        from ._planmap import plan_page
+    except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
+        msg = (
+            f"geoplan maps need folium and xstatic-leaflet ({exc.name} is missing): "
+            "pip install folium xstatic-leaflet"
+        )
+        raise ImportError(msg) from exc
+    from geoplan import __version__
+
+    out_dir = Path(out_dir)
+    ids = sorted({str(c) for c in plan.layers["compounds"]["compound_id"]})
+    files = {cid: compound_file(cid) for cid in ids}
+    from_root = dict(files)
+    from_compound = {cid: f"../{f}" for cid, f in files.items()}
+    paths = [
+        _write(
+            out_dir / "index.html",
+            dashboard_page(
+                plan,
+                links=from_root,
+                district_href="district.html",
+                heatmap_href="heatmap.html",
+                version=__version__,
+            ),
+        )
+    ]
+    home = [("index.html", "看板 Dashboard")]
+    district, _ = plan_page(
+        plan,
+        title="区域方案图 District plan",
+        links=from_root,
+        back_links=[*home, ("heatmap.html", "隐患热力图 Hazard heatmap")],
+        tiles=tiles,
+    )
+    paths.append(_write(out_dir / "district.html", district))
+    heat, _ = heatmap_page(
+        plan,
+        title="飞线隐患热力图 Flying-wire hazard heatmap",
+        links=from_root,
+        back_links=[*home, ("district.html", "区域方案图 District plan")],
+        tiles=tiles,
+    )
+    paths.append(_write(out_dir / "heatmap.html", heat))
+    names = dict(
+        zip(
+            plan.layers["compounds"]["compound_id"].astype(str),
+            plan.layers["compounds"]["name"],
+            strict=True,
+        )
+    )
+    up = [("../index.html", "看板 Dashboard"), ("../district.html", "区域方案图 District plan")]
+    for cid in ids:
+        page, _ = plan_page(
+            plan,
+            compound_id=cid,
+            title=f"{names.get(cid) or cid} ({cid})",
+            links=from_compound,
+            back_links=up,
+            tiles=tiles,
+        )
+        paths.append(_write(out_dir / files[cid], page))
+    logger.info("wrote %d map pages to %s", len(paths), out_dir)
+    return paths
+
+
+__all__ = ["compound_file", "write_maps"]
