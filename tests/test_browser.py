@@ -99,7 +99,17 @@ def _needs_chromium() -> None:
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def timings() -> Iterator[dict[str, float]]:
+    found: dict[str, float] = {}
+    yield found
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "browser_timings.json").write_text(json.dumps(found, indent=2, sort_keys=True))
+
+
+@pytest.fixture(scope="module")
+def browser(
+    tmp_path_factory: pytest.TempPathFactory, timings: dict[str, float]
+) -> Iterator[object]:
     """One Chromium for the whole module (a persistent context on a fresh profile)."""
     from playwright.sync_api import sync_playwright
 
@@ -113,7 +123,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         viewport={"width": 1280, "height": 860},
         service_workers="block",
     )
-    logger.info("Chromium launched in %.2f s", time.perf_counter() - started)
+    timings["chromium_launch"] = round(time.perf_counter() - started, 3)
+    logger.info("Chromium launched in %.2f s", timings["chromium_launch"])
     try:
         yield context
     finally:
@@ -133,14 +144,6 @@ def site(plan: Plan, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("site")
     write_maps(plan, out)
     return out
-
-
-@pytest.fixture(scope="module")
-def timings() -> Iterator[dict[str, float]]:
-    found: dict[str, float] = {}
-    yield found
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "browser_timings.json").write_text(json.dumps(found, indent=2, sort_keys=True))
 
 
 @pytest.fixture
