@@ -339,6 +339,9 @@ def test_tiles_page_has_the_tile_url(plan: Plan, tmp_path: Path):
     assert "tile.openstreetmap.org" in page
     heat, _ = _heatmap.heatmap_page(plan, title="t", links={}, back_links=[], tiles="OpenStreetMap")
     assert "tile.openstreetmap.org" in heat
+    url = "https://tiles.example.invalid/{z}/{x}/{y}.png"
+    custom, _ = _planmap.plan_page(plan, title="t", links={}, back_links=[], tiles=url)
+    assert url in custom
     assert not out.exists()
 
 

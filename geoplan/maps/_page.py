@@ -15,6 +15,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import folium
 import geopandas as gpd
@@ -184,7 +185,10 @@ def new_map(bounds_4326: Sequence[float], *, tiles: str | None) -> folium.Map:
     """
     minx, miny, maxx, maxy = (float(v) for v in bounds_4326)
     centre = [round((miny + maxy) / 2, COORDINATE_DECIMALS), round((minx + maxx) / 2, 6)]
-    fmap = folium.Map(location=centre, tiles=tiles, zoom_start=15, control_scale=True)
+    attr = None
+    if tiles is not None and "{z}" in tiles:  # a URL template: folium wants an attribution
+        attr = f"Map tiles: {esc(urlsplit(tiles).netloc or tiles)}"
+    fmap = folium.Map(location=centre, tiles=tiles, attr=attr, zoom_start=15, control_scale=True)
     if tiles is None:
         fmap.options["max_zoom"] = MAX_ZOOM
         fmap.options["min_zoom"] = MIN_ZOOM

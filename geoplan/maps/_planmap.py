@@ -368,21 +368,27 @@ def _unserved_overlay(unserved: gpd.GeoDataFrame) -> Overlay:
 def wire_scores(plan: Plan) -> dict[str, tuple[float, str]]:
     """Return ``{wire_id: (hazard score, reasons)}`` for every flying wire of the plan.
 
-    The plan's removals carry scores for the wires it takes down; when some present
-    wires are missing there (unserved blocks), all wires are scored with
-    :func:`geoplan.hazards.score_wires` (scoring only: the plan is not recomputed).
+    The plan's removals carry the scores of the present wires; wires already removed
+    score 0. When some present wires are missing from the removals, all wires are
+    scored with :func:`geoplan.hazards.score_wires` (scoring only: the plan is not
+    recomputed).
     """
     wires = plan.layers["flying_wires"]
     removals = plan.removals
     scores = {
-        str(w): (float(s), str(r or ""))
+        str(w): (0.0, "removed")
+        for w, s in zip(column(wires, "wire_id"), column(wires, "status"), strict=True)
+        if str(s).strip().lower() == "removed"
+    }
+    scores.update(
+        (str(w), (float(s), str(r or "")))
         for w, s, r in zip(
             column(removals, "wire_id"),
             column(removals, "hazard_score"),
             column(removals, "reasons"),
             strict=True,
         )
-    }
+    )
     if all(str(w) in scores for w in column(wires, "wire_id")):
         return scores
     from geoplan.hazards import score_wires
