@@ -324,8 +324,8 @@ def costs_by_compound(
 
     costs = pd.concat(
         {"box_cny": box_cny, "cable_cny": cable_cny, "trench_cny": trench_cny}, axis=1
-    ).fillna(0.0)
-    costs = costs.astype(float).sort_index()
+    )
+    costs = costs.astype(float).fillna(0.0).sort_index()
     costs["cost_cny"] = costs["box_cny"] + costs["cable_cny"] + costs["trench_cny"]
     costs.index.name = "compound_id"
     return costs.reset_index().loc[:, list(COMPOUND_COST_COLUMNS)]

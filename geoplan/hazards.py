@@ -259,7 +259,10 @@ def compound_hazard(
         {
             "compound_id": scored_wires["compound_id"].astype(str).to_numpy(),
             "score": scored_wires["hazard_score"].to_numpy(dtype="float64"),
-            "gone": scored_wires["reasons"].str.contains("removed", regex=False).to_numpy(),
+            "gone": scored_wires["reasons"]
+            .astype(str)
+            .str.contains("removed", regex=False)
+            .to_numpy(),
         }
     )
     if removed_wire_ids is None:

@@ -60,6 +60,11 @@ class Plan:
         return self.layers.crs
 
 
+def _cable_id(supply_id: str, box_id: str) -> str:
+    """Return the id of the cable from a supply to a box."""
+    return f"{supply_id}/{box_id}"
+
+
 def _radius_by_compound(compounds: gpd.GeoDataFrame, settings: Settings) -> pd.Series:
     """Return the low-voltage supply radius (m) of each compound from its area class."""
     catalogue = settings.catalogue
@@ -96,7 +101,7 @@ def _removals(
 ) -> gpd.GeoDataFrame:
     """List the flying wires that go, each with the box that replaces it."""
     scored = score_wires(layers["flying_wires"], corridors=layers["corridors"], settings=settings)
-    present = scored[~scored["reasons"].str.contains("removed", regex=False)]
+    present = scored[~scored["reasons"].astype(str).str.contains("removed", regex=False)]
     if "to_block_id" not in present or not len(present):
         return present.assign(box_id="")
     ends = gpd.GeoSeries(
@@ -184,7 +189,9 @@ def plan(
         boxes[["box_id", "compound_id", "rooms", "phases"]], on="box_id", how="left"
     ).merge(work[["box_id", "cable_load_kw"]], on="box_id", how="left")
     cables = cables.rename(columns={"cable_load_kw": "design_load_kw"})
-    cables["cable_id"] = cables["supply_id"] + "/" + cables["box_id"]
+    cables["cable_id"] = [
+        _cable_id(s, b) for s, b in zip(cables["supply_id"], cables["box_id"], strict=True)
+    ]
     cables = size_cables(gpd.GeoDataFrame(cables, crs=layers.crs), catalogue=catalogue)
     boxes = boxes.assign(supply_id=boxes["box_id"].map(supply_of).fillna(""))
 
@@ -196,7 +203,7 @@ def plan(
     step("hazards and costs")
     removals = _removals(layers, boxes, set(supply_of), settings)
     trench_cables = routes.trench_boxes.assign(
-        cable_id=routes.trench_boxes["box_id"].map(supply_of) + "/" + routes.trench_boxes["box_id"]
+        cable_id=[_cable_id(supply_of[b], b) for b in routes.trench_boxes["box_id"]]
     )
     summary = _summary(
         layers,

@@ -258,7 +258,14 @@ def assign(
         part_boxes = sorted(n[2:] for n in part if n.startswith("b:"))
         part_pairs = pairs[pairs["box_id"].isin(part_boxes)].sort_values(["box_id", "candidate_id"])
         chosen.append(
-            _solve_part(part_pairs, part_boxes, demand, spare, circuits, cable_cost_cny_per_m)
+            _solve_part(
+                part_pairs,
+                part_boxes,
+                demand=demand,
+                spare=spare,
+                circuits=circuits,
+                cable_cost_cny_per_m=cable_cost_cny_per_m,
+            )
         )
     result = pd.concat(chosen, ignore_index=True)
     return result.sort_values("box_id", ignore_index=True)
@@ -325,8 +332,13 @@ def explain_unserved(
     pairs: pd.DataFrame,
     assigned: pd.DataFrame,
     candidates: pd.DataFrame,
+    *,
+    connected: set[str],
 ) -> pd.DataFrame:
-    """Say why each unassigned box is unserved: no path, beyond radius, capacity, circuits."""
+    """Say why each unassigned box is unserved: no path, beyond radius, capacity, circuits.
+
+    ``connected`` holds the boxes that some supply reaches at any distance.
+    """
     served = set(assigned["box_id"])
     used = assigned.merge(candidates[["candidate_id", "group"]], on="candidate_id")
     demand = dict(zip(boxes["box_id"], boxes["demand_kva"], strict=True))
@@ -339,9 +351,9 @@ def explain_unserved(
         if box_id in served:
             continue
         reach = pairs[pairs["box_id"] == box_id]
-        if reach.empty:
+        if box_id not in connected:
             reason = NO_PATH
-        elif not reach["in_radius"].any():
+        elif reach.empty or not reach["in_radius"].any():
             reason = BEYOND_RADIUS
         else:
             near = reach.loc[reach["in_radius"], "candidate_id"].map(group_of)
@@ -457,6 +469,15 @@ def trench_sections(
         geometry="geometry",
         crs=graph.graph.get("crs"),
     )
+    trenches = trenches.astype(
+        {
+            "off_corridor": bool,
+            "road_crossings": "float64",
+            "n_cables": "int64",
+            "length_m": "float64",
+            "cost_cny": "float64",
+        }
+    )
     trenches.insert(0, "trench_id", [f"T{i:05d}" for i in range(1, len(trenches) + 1)])
     trench_boxes = (
         trenches[["trench_id", "boxes"]]
@@ -466,6 +487,19 @@ def trench_sections(
     )
     trenches = trenches.drop(columns="boxes")
     return trenches, trench_boxes, {edge: len(c) for edge, c in cables_on.items()}
+
+
+def _connected_boxes(graph: nx.Graph, nodes: dict[str, int]) -> set[str]:
+    """Return the boxes that share a connected part of the graph with some supply."""
+    component = {}
+    for i, part in enumerate(nx.connected_components(graph)):
+        component.update(dict.fromkeys(part, i))
+    fed = {component[n] for name, n in nodes.items() if name.startswith("supply:")}
+    return {
+        name.removeprefix("box:")
+        for name, n in nodes.items()
+        if name.startswith("box:") and component[n] in fed
+    }
 
 
 def route(
@@ -502,7 +536,9 @@ def route(
     pairs, paths, balls = candidate_pairs(graph, nodes, boxes, candidates)
     feasible = pairs[pairs["in_radius"]]
     assigned = assign(feasible, boxes, candidates, cable_cost_cny_per_m=cheapest_cable)
-    unserved = explain_unserved(boxes, pairs, assigned, candidates)
+    unserved = explain_unserved(
+        boxes, pairs, assigned, candidates, connected=_connected_boxes(graph, nodes)
+    )
     radius_by_box = dict(zip(boxes["box_id"], boxes["radius_m"], strict=True))
     routes = shared_trenches(
         graph, nodes, assigned, paths=paths, balls=balls, radius_by_box=radius_by_box
@@ -542,7 +578,7 @@ def route(
         ],
         geometry="geometry",
         crs=graph.graph.get("crs"),
-    )
+    ).astype({"length_m": "float64", "off_corridor_m": "float64", "max_cables_in_trench": "int64"})
     logger.info(
         "served %d of %d boxes; %d trench sections", len(assignment), len(boxes), len(trenches)
     )
