@@ -161,7 +161,12 @@ def site_boxes(
     boxes["reserved"] = boxes["positions"] - boxes["used"]
     basis = boxes["used"] if settings.load_basis == "applicants" else boxes["rooms"]
     boxes["design_load_kw"] = design_load_kw(basis.to_numpy(), catalogue=catalogue)
-    boxes["phases"] = box_phases(boxes["design_load_kw"].to_numpy(), catalogue=catalogue)
+    min_positions = int(catalogue.value("meter_boxes", "three_phase_min_positions"))
+    boxes["phases"] = np.where(
+        boxes["positions"].to_numpy() >= min_positions,
+        3,
+        box_phases(boxes["design_load_kw"].to_numpy(), catalogue=catalogue),
+    ).astype("int64")
     boxes["model"] = [
         f"DXB-{p}{'-3P' if ph == 3 else ''}"
         for p, ph in zip(boxes["positions"], boxes["phases"], strict=True)

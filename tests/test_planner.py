@@ -151,8 +151,11 @@ def test_beyond_radius_and_cut_off_by_an_obstacle(tmp_path: Path) -> None:
         supplies=[supply("T1", 0, 0)],
         corridors=[corridor("K1", (0, 0), (320, 0)), corridor("K2", (0, 0), (-120, 0))],
         obstacles=[
-            {"obstacle_id": "O1", "kind": "gas_pipe_zone",
-             "geometry": box(*at(-60, -900), *at(-50, 900))}
+            {
+                "obstacle_id": "O1",
+                "kind": "gas_pipe_zone",
+                "geometry": box(*at(-60, -900), *at(-50, 900)),
+            }
         ],
         area_class="A",
     )
@@ -243,7 +246,10 @@ def test_energized_blocks_are_done_and_not_planned(tmp_path: Path) -> None:
 def test_boxes_are_sized_and_long_blocks_split(tmp_path: Path) -> None:
     layers = make_layers(
         tmp_path,
-        blocks=[block("A", 0, 5, rooms=7, applicants=5), block("L", 0, 20, rooms=36, applicants=30)],
+        blocks=[
+            block("A", 0, 5, rooms=7, applicants=5),
+            block("L", 0, 20, rooms=36, applicants=30),
+        ],
         supplies=[supply("T1", -10, 0)],
         corridors=[corridor("K1", (-10, 0), (120, 0))],
     )
