@@ -146,6 +146,11 @@ def validate(
     help="Online base map for the maps (e.g. OpenStreetMap); default: offline, no base map.",
 )
 @click.option("--no-maps", is_flag=True, help="Skip the HTML maps and dashboard.")
+@click.option(
+    "--check-power-flow",
+    is_flag=True,
+    help="Check every cable's voltage drop with a pandapower load flow.",
+)
 @settings_options
 @_user_errors
 def plan_command(
@@ -158,6 +163,7 @@ def plan_command(
     load_basis: str | None,
     assignments: tuple[str, ...],
     no_maps: bool,
+    check_power_flow: bool,
 ) -> None:
     """Plan meter boxes, cables and trenches for LAYERS and write them to --out."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -174,6 +180,7 @@ def plan_command(
         "assignment and trenches",
         "cable sizing",
         "hazards and costs",
+        "power flow check",
         "writing outputs",
     ]
     if not no_maps:
@@ -193,7 +200,7 @@ def plan_command(
         result = read_layers(layers, settings=settings)
         for line in result.warnings:
             click.echo(f"warning: {line}", err=True)
-        made = plan(result, settings=settings, progress=advance)
+        made = plan(result, settings=settings, progress=advance, check_power_flow=check_power_flow)
         advance("writing outputs")
         written = export_plan(made, out_dir)
         if not no_maps:
@@ -214,7 +221,7 @@ def _print_stats(stats: dict[str, float | int | str]) -> None:
             if isinstance(value, int)
             else value
         )
-        click.echo(f"  {key.replace('_', ' '):<24}{shown:>14}")
+        click.echo(f"  {key.replace('_', ' '):<40}{shown:>14}")
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from .errors import LayerError, Problem
 from .hazards import compound_hazard, rank_priority, score_wires
 from .layers import Layers
 from .network import attach_points, build_graph
+from .power_flow import check_power_flow as run_power_flow_check
 from .routing import Routes, route, supply_candidates
 from .schema import conform
 from .settings import Settings
@@ -42,6 +43,9 @@ class Plan:
     stats
         Headline figures (boxes, positions, km of cable and trench, saving from shared
         trenches, unserved by reason).
+    power_flow
+        The pandapower check of every cable's voltage drop, when it was asked for
+        (:func:`geoplan.power_flow.check_power_flow`).
     """
 
     meter_boxes: gpd.GeoDataFrame
@@ -53,6 +57,7 @@ class Plan:
     layers: Layers
     settings: Settings
     stats: dict[str, float | int | str]
+    power_flow: pd.DataFrame | None = None
 
     @property
     def crs(self) -> pyproj.CRS:
@@ -123,6 +128,7 @@ def plan(
     *,
     settings: Settings | None = None,
     progress: Callable[[str], None] | None = None,
+    check_power_flow: bool = False,
 ) -> Plan:
     """Make the plan: boxes, supply assignment, cables, shared trenches, costs, hazards.
 
@@ -134,6 +140,9 @@ def plan(
         Run settings; the defaults when omitted.
     progress
         Called with the name of each stage as it starts (for progress bars).
+    check_power_flow
+        Also run a pandapower load flow of the planned cables and record the largest
+        difference from geoplan's voltage drops in ``stats`` (needs pandapower).
 
     Returns
     -------
@@ -218,6 +227,15 @@ def plan(
     meter_boxes = conform(boxes, "meter_boxes")
     cables = conform(cables.sort_values("cable_id", ignore_index=True), "cables")
     stats = _stats(meter_boxes, cables, routes, unserved)
+    power_flow = None
+    if check_power_flow:
+        step("power flow check")
+        power_flow = run_power_flow_check(cables, catalogue=catalogue)
+        difference = power_flow["difference_pct_points"].abs()
+        stats["power_flow_max_difference_pct_points"] = (
+            float(difference.max()) if difference.notna().any() else 0.0
+        )
+        stats["power_flow_unsolved_cables"] = int(difference.isna().sum())
     return Plan(
         meter_boxes=meter_boxes,
         cables=cables,
@@ -228,6 +246,7 @@ def plan(
         layers=layers,
         settings=settings,
         stats=stats,
+        power_flow=power_flow,
     )
 
 

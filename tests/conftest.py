@@ -19,6 +19,9 @@ import geopandas as gpd
 import pytest
 from shapely.geometry import LineString, Point, Polygon, box
 
+from geoplan.layers import Layers, read_layers
+from geoplan.plan import Plan, plan
+
 ORIGIN_LON = 106.82
 ORIGIN_LAT = 39.66
 INPUT_CRS = "EPSG:4326"
@@ -221,3 +224,18 @@ def layer_writer(tmp_path: Path) -> Callable[..., Path]:
         return write_layers(layers, tmp_path / f"layers_{count}", fmt)
 
     return write
+
+
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "layers" / "haibowan"
+
+
+@pytest.fixture(scope="session")
+def sample_layers() -> Layers:
+    """Return the shipped Haibowan sample district, validated (read once per session)."""
+    return read_layers(SAMPLE_DIR)
+
+
+@pytest.fixture(scope="session")
+def sample_plan(sample_layers: Layers) -> Plan:
+    """Return the plan of the sample district with the default settings (made once)."""
+    return plan(sample_layers, check_power_flow=True)
