@@ -17,7 +17,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 plan: $(BIN)/.installed
-	$(BIN)/geoplan validate layers/haibowan
+	$(BIN)/geoplan plan layers/haibowan --out maps/haibowan
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
