@@ -6,6 +6,13 @@ from . import errors as errors
 from .catalogue import Catalogue as Catalogue
 from .catalogue import load_catalogue as load_catalogue
 from .errors import GeoplanError as GeoplanError
+from .export import export_plan as export_plan
+from .export import read_plan_layers as read_plan_layers
+from .layers import Layers as Layers
+from .layers import read_layers as read_layers
+from .plan import Plan as Plan
+from .plan import plan as plan
+from .power_flow import check_power_flow as check_power_flow
 from .settings import Settings as Settings
 from .settings import load_settings as load_settings
 

@@ -212,6 +212,32 @@ def plan_command(
     click.echo(f"wrote {len(written)} files to {out_dir}")
 
 
+@cli.command(name="export")
+@click.argument("plan_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    type=click.Choice(["gpkg", "geojson", "csv", "xlsx"]),
+    help="Format to write (repeatable); default: all.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write into; default: PLAN_DIR.",
+)
+@_user_errors
+def export_command(*, plan_dir: Path, formats: tuple[str, ...], out_dir: Path | None) -> None:
+    """Export the plan in PLAN_DIR (its plan.gpkg) as GeoPackage, GeoJSON, CSV or XLSX."""
+    from .export import FORMATS, export_tables, read_plan_layers
+
+    tables = read_plan_layers(plan_dir)
+    written = export_tables(tables, out_dir or plan_dir, formats=formats or FORMATS)
+    for path in written:
+        click.echo(str(path))
+
+
 def _print_stats(stats: dict[str, float | int | str]) -> None:
     for key, value in stats.items():
         shown = (

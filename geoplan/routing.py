@@ -478,7 +478,7 @@ def trench_sections(
             "cost_cny": "float64",
         }
     )
-    trenches.insert(0, "trench_id", [f"T{i:05d}" for i in range(1, len(trenches) + 1)])
+    trenches.insert(0, "trench_id", [f"TR{i:05d}" for i in range(1, len(trenches) + 1)])
     trench_boxes = (
         trenches[["trench_id", "boxes"]]
         .explode("boxes")

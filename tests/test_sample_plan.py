@@ -118,3 +118,33 @@ def test_the_plan_command_writes_the_plan(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     assert "trench km" in done.stdout
     assert (out / "plan.gpkg").is_file()
+
+
+def test_the_export_command_rewrites_a_plan_folder(tmp_path: Path):
+    out = tmp_path / "plan"
+    geoplan = [sys.executable, "-m", "geoplan.cli"]
+    subprocess.run(
+        [*geoplan, "plan", str(SAMPLE_DIR), "--out", str(out), "--no-maps"],
+        check=True,
+        capture_output=True,
+    )
+    again = tmp_path / "again"
+    done = subprocess.run(
+        [*geoplan, "export", str(out), "--format", "geojson", "--out", str(again)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for layer in ("meter_boxes", "cables", "trenches", "removals", "unserved"):
+        written = again / "geojson" / f"{layer}.geojson"
+        assert written.read_bytes() == (out / "geojson" / f"{layer}.geojson").read_bytes()
+    missing = subprocess.run(
+        [*geoplan, "export", str(tmp_path / "nowhere")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 2
+    assert "Traceback" not in missing.stderr
+    assert "plan.gpkg" in missing.stderr
