@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from test_maps import PAYLOAD_IMG, PAYLOAD_SCRIPT, fixture_plan, sample_layers, with_names
+from test_maps import PAYLOAD_IMG, PAYLOAD_SCRIPT, make_plan, sample_layers, with_names
 
 from geoplan.maps import compound_file, write_maps
 from geoplan.maps._planmap import positions_text
@@ -136,7 +136,7 @@ def browser(
 def plan() -> Plan:
     layers = sample_layers()
     ids = sorted(layers["compounds"]["compound_id"])
-    return fixture_plan(with_names(layers, {ids[0]: PAYLOAD_SCRIPT, ids[1]: PAYLOAD_IMG}))
+    return make_plan(with_names(layers, {ids[0]: PAYLOAD_SCRIPT, ids[1]: PAYLOAD_IMG}))
 
 
 @pytest.fixture(scope="module")

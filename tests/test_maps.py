@@ -1,8 +1,7 @@
 """Map pages without a browser: files, offline-ness, escaping, determinism, size.
 
-The plan comes from :func:`fixture_plan`: boxes at block centroids fed by straight cables
-from the nearest supply, built from the real sample layers. It stands in for
-``geoplan.plan.plan`` until the planner runs end to end; ``test_browser.py`` imports it.
+The plan is the planner's (:func:`geoplan.plan.plan`) for the shipped Haibowan sample;
+``test_browser.py`` imports the helpers below.
 """
 
 from __future__ import annotations
@@ -17,19 +16,15 @@ import textwrap
 from html.parser import HTMLParser
 from pathlib import Path
 
-import geopandas as gpd
-import numpy as np
 import pandas as pd
 import pytest
-from shapely.geometry import LineString
 
-from geoplan.hazards import compound_hazard, rank_priority, score_wires
 from geoplan.layers import Layers, read_layers
 from geoplan.maps import compound_file, write_maps
 from geoplan.maps._page import esc
 from geoplan.maps._planmap import box_fields
 from geoplan.plan import Plan
-from geoplan.schema import conform
+from geoplan.plan import plan as plan_layers
 from geoplan.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,153 +58,9 @@ def with_names(layers: Layers, names: dict[str, str]) -> Layers:
     return Layers(frames=frames, crs=layers.crs, sources=layers.sources)
 
 
-def fixture_plan(layers: Layers, settings: Settings | None = None) -> Plan:
-    """Return a FIXTURE plan (not the planner's): one box per storage block at its
-    centroid, a straight cable from the nearest supply, one trench per cable, every
-    tenth block unserved.
-    """
-    settings = settings or Settings()
-    sizes = sorted(settings.catalogue.value("meter_boxes", "single_phase_positions"))
-    blocks = layers["storage_blocks"].reset_index(drop=True)
-    supplies = layers["supply_points"].reset_index(drop=True)
-    units = blocks["units"].astype(int)
-    applicants = blocks["applicants"].fillna(blocks["units"]).astype(int)
-    positions = [next((s for s in sizes if s >= u), sizes[-1]) for u in units]
-    used = np.minimum(applicants, positions)
-    centroids = blocks.geometry.centroid
-    nearest = [int(supplies.distance(c).to_numpy().argmin()) for c in centroids]
-    boxes = gpd.GeoDataFrame(
-        {
-            "box_id": blocks["block_id"] + "-M1",
-            "block_id": blocks["block_id"],
-            "compound_id": blocks["compound_id"],
-            "rooms": units,
-            "positions": positions,
-            "used": used,
-            "reserved": np.asarray(positions) - used,
-            "phases": 1,
-            "model": [f"DXB-1P-{p}" for p in positions],
-            "design_load_kw": units * 0.75,
-            "supply_id": supplies["supply_id"].iloc[nearest].to_numpy(),
-            "status": blocks["status"].fillna("planned"),
-            "cost_cny": 1200.0 + 350.0 * np.asarray(positions),
-        },
-        geometry=centroids,
-        crs=layers.crs,
-    )
-    unserved_mask = (np.arange(len(boxes)) % 10) == 9
-    served = boxes[~unserved_mask]
-    lines = [
-        LineString([supplies.geometry.iloc[i].coords[0], c.coords[0]])
-        for i, c in zip(np.asarray(nearest)[~unserved_mask], served.geometry, strict=True)
-    ]
-    length = np.array([g.length for g in lines])
-    big = served["design_load_kw"].to_numpy() > 10
-    cables = gpd.GeoDataFrame(
-        {
-            "cable_id": served["supply_id"] + "/" + served["box_id"],
-            "box_id": served["box_id"],
-            "supply_id": served["supply_id"],
-            "compound_id": served["compound_id"],
-            "length_m": length,
-            "off_corridor_m": length,
-            "max_cables_in_trench": 1,
-            "design_load_kw": served["design_load_kw"],
-            "phases": 1,
-            "cable_type": np.where(big, "YJV22-4x25", "YJV22-4x16"),
-            "cross_section_mm2": np.where(big, 25.0, 16.0),
-            "design_current_a": served["design_load_kw"] * 4.5,
-            "ampacity_a": np.where(big, 107.0, 84.0),
-            "voltage_drop_pct": length / 100.0,
-            "cost_cny": length * np.where(big, 95.0, 65.0),
-            "flags": "",
-        },
-        geometry=lines,
-        crs=layers.crs,
-    ).reset_index(drop=True)
-    trenches = gpd.GeoDataFrame(
-        {
-            "trench_id": [f"T{i + 1:04d}" for i in range(len(cables))],
-            "supply_id": cables["supply_id"],
-            "surface": "soil",
-            "off_corridor": True,
-            "road_crossings": 0.0,
-            "n_cables": 1,
-            "length_m": cables["length_m"],
-            "cost_cny": cables["length_m"] * 120.0,
-        },
-        geometry=cables.geometry,
-        crs=layers.crs,
-    )
-    unserved = gpd.GeoDataFrame(
-        {
-            "block_id": boxes.loc[unserved_mask, "block_id"],
-            "box_id": boxes.loc[unserved_mask, "box_id"],
-            "compound_id": boxes.loc[unserved_mask, "compound_id"],
-            "reason": "beyond_radius",
-            "detail": "fixture: no supply within the radius",
-        },
-        geometry=boxes.loc[unserved_mask].geometry,
-        crs=layers.crs,
-    ).reset_index(drop=True)
-    scored = score_wires(layers["flying_wires"], corridors=layers["corridors"], settings=settings)
-    present = scored[~scored["reasons"].str.contains("removed", regex=False)]
-    box_of_block = dict(zip(served["block_id"], served["box_id"], strict=True))
-    removals = gpd.GeoDataFrame(
-        {
-            "wire_id": present["wire_id"],
-            "box_id": present["to_block_id"].map(box_of_block).fillna(""),
-            "compound_id": present["compound_id"],
-            "hazard_score": present["hazard_score"],
-            "reasons": present["reasons"],
-        },
-        geometry=present.geometry,
-        crs=layers.crs,
-    ).reset_index(drop=True)
-
-    compounds = layers["compounds"]
-    cost = (
-        pd.concat(
-            [
-                boxes.groupby("compound_id")["cost_cny"].sum(),
-                cables.groupby("compound_id")["cost_cny"].sum() * 2.0,
-            ]
-        )
-        .groupby(level=0)
-        .sum()
-    )
-    hazard = compound_hazard(
-        scored, compounds, removed_wire_ids=removals.loc[removals["box_id"] != "", "wire_id"]
-    )
-    ranked = rank_priority(hazard, cost).set_index("compound_id")
-    by_box = boxes.groupby("compound_id")
-    summary = compounds.drop(columns="geometry").set_index("compound_id", drop=False)
-    summary["applicants"] = applicants.groupby(blocks["compound_id"]).sum()
-    summary["boxes"] = by_box.size()
-    for name in ("positions", "used", "reserved"):
-        summary[name] = by_box[name].sum()
-    summary["energized_blocks"] = (
-        (blocks["status"] == "energized").groupby(blocks["compound_id"]).sum()
-    )
-    summary["unserved_blocks"] = unserved.groupby("compound_id").size()
-    summary["cable_m"] = cables.groupby("compound_id")["length_m"].sum()
-    summary["trench_m"] = summary["cable_m"]
-    summary["cost_cny"] = cost
-    summary["hazard_before"] = ranked["hazard_index"]
-    summary["hazard_after"] = ranked["hazard_after"]
-    summary["priority_rank"] = ranked["priority_rank"]
-    summary = conform(summary.fillna(0).reset_index(drop=True), "summary")
-    return Plan(
-        meter_boxes=conform(boxes, "meter_boxes"),
-        cables=conform(cables, "cables"),
-        trenches=conform(trenches, "trenches"),
-        removals=conform(removals, "removals"),
-        unserved=conform(unserved, "unserved"),
-        summary=summary,
-        layers=layers,
-        settings=settings,
-        stats={"fixture": "yes"},
-    )
+def make_plan(layers: Layers, settings: Settings | None = None) -> Plan:
+    """Return the planner's plan of a layer set (the maps read it, never recompute it)."""
+    return plan_layers(layers, settings=settings or Settings())
 
 
 # --------------------------------------------------------------------------- helpers
@@ -272,7 +123,7 @@ def digest(paths: list[Path]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def plan(tmp_path_factory: pytest.TempPathFactory) -> Plan:
-    return fixture_plan(sample_layers(tmp_path_factory.mktemp("sample")))
+    return make_plan(sample_layers(tmp_path_factory.mktemp("sample")))
 
 
 @pytest.fixture(scope="module")
@@ -284,7 +135,7 @@ def pages(plan: Plan, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def hostile_pages(plan: Plan, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     ids = sorted(plan.layers["compounds"]["compound_id"])
     layers = with_names(plan.layers, {ids[0]: PAYLOAD_SCRIPT, ids[1]: PAYLOAD_IMG})
-    hostile = fixture_plan(layers, plan.settings)
+    hostile = make_plan(layers, plan.settings)
     return write_maps(hostile, tmp_path_factory.mktemp("hostile"))
 
 
@@ -370,9 +221,9 @@ def test_same_bytes_in_other_processes(pages: list[Path], tmp_path: Path):
         import hashlib, json, sys
         from pathlib import Path
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_maps import fixture_plan, sample_layers, digest
+        from test_maps import make_plan, sample_layers, digest
         from geoplan.maps import write_maps
-        paths = write_maps(fixture_plan(sample_layers(Path(sys.argv[2]))), Path(sys.argv[1]))
+        paths = write_maps(make_plan(sample_layers(Path(sys.argv[2]))), Path(sys.argv[1]))
         print(json.dumps(digest(paths[:4])))
         """
     )

@@ -47,7 +47,7 @@ PAGE_CSS = (
     ".gp-legend a{display:block;margin-top:4px;}"
     ".gp-pop table{border-collapse:collapse;}"
     ".gp-pop th{text-align:left;padding:1px 8px 1px 0;font-weight:600;white-space:nowrap;}"
-    ".gp-pop td{padding:1px 0;}"
+    ".gp-pop td{padding:1px 0;white-space:nowrap;}"
     ".gp-pop tr:first-child td{font-weight:600;}"
 )
 
@@ -86,7 +86,8 @@ def to_features(
     if geoms.crs is not None and geoms.crs.is_projected:
         geoms = geoms.simplify(SIMPLIFY_M)
     geoms = geoms.to_crs(4326)
-    rounded = shapely.set_precision(geoms.to_numpy(), 10.0**-COORDINATE_DECIMALS)
+    # Round (not snap) coordinates: a feature shorter than the grid must not vanish.
+    rounded = shapely.transform(geoms.to_numpy(), lambda xy: xy.round(COORDINATE_DECIMALS))
     names = list(properties)
     columns = [list(properties[n]) for n in names]
     features = []
@@ -192,8 +193,27 @@ def new_map(bounds_4326: Sequence[float], *, tiles: str | None) -> folium.Map:
     if tiles is None:
         fmap.options["max_zoom"] = MAX_ZOOM
         fmap.options["min_zoom"] = MIN_ZOOM
-    fmap.fit_bounds([[miny, minx], [maxy, maxx]])
+    _FitBounds([[miny, minx], [maxy, maxx]]).add_to(fmap)
     return fmap
+
+
+class _FitBounds(MacroElement):
+    """Fit the map to the features at once (folium's FitBounds animates the zoom)."""
+
+    _template = Template(
+        """
+{% macro script(this, kwargs) %}
+{{ this._parent.get_name() }}.fitBounds(
+  {{ this.bounds|tojson }}, {animate: false, padding: [12, 12]}
+);
+{% endmacro %}
+"""
+    )
+
+    def __init__(self, bounds: list[list[float]]) -> None:
+        super().__init__()
+        self._name = "FitBounds"
+        self.bounds = bounds
 
 
 _REGISTRY = Template(
