@@ -5,6 +5,18 @@ A layer set is a folder of files named after the layers (``compounds.geojson``,
 whose layers carry those names. Every problem found is collected before one
 :class:`~geoplan.errors.LayerError` is raised, each naming the file, the layer, the
 feature id and what to fix.
+
+Beyond columns, values and geometry, the checks catch the usual accidents of survey
+data: lat/lon written in swapped axes, coordinates in another CRS than the one declared
+(outside the declared CRS's area of use), single features thousands of kilometres from
+the rest, absurd counts. Two repairs are safe and made with a warning naming the
+feature: Z values are dropped, and a one-part multi-geometry is read as its part.
+
+An optional layer given as a file without features is an empty layer, except
+``corridors``: an empty corridors file is an error (a survey that forgot its corridors
+would otherwise be planned over open ground); leave the file out to plan without
+corridors. Columns that look personal are left out and phone and ID numbers masked
+(:mod:`geoplan.privacy`) unless the settings say ``include_personal``.
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ import pyproj
 import shapely
 
 from .errors import CRSError, LayerError, Problem
+from .privacy import redact_frames
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -35,6 +48,14 @@ SUPPLY_KINDS = ("transformer", "branch_box", "pole")
 FEEDER_KINDS = ("overhead", "cable")
 SHAPEFILE_NAME_LENGTH = 10
 READABLE_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".fgb", ".gml", ".kml", ".sqlite")
+SHAPEFILE_PARTS = (".shx", ".dbf")
+#: A feature (or layer) this far from the rest of the layer set is misplaced.
+FAR_KM = 1000.0
+#: How far outside its CRS's area of use a feature may lie, in degrees.
+AREA_OF_USE_MARGIN_DEG = 2.0
+#: Latitudes and longitudes of China, to recognise lat/lon written as lon/lat.
+CHINA_LAT = (3.0, 54.0)
+CHINA_LON = (73.0, 136.0)
 
 
 @dataclass(frozen=True)
@@ -49,6 +70,7 @@ class LayerSpec:
     counts: tuple[str, ...] = ()
     amounts: tuple[str, ...] = ()
     positive: tuple[str, ...] = ()
+    maxima: Mapping[str, float] = field(default_factory=dict)
     references: Mapping[str, str] = field(default_factory=dict)
     choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -61,6 +83,7 @@ SPECS: tuple[LayerSpec, ...] = (
         ("compound_id", "name"),
         mandatory=True,
         counts=("households",),
+        maxima={"households": 100_000},
         choices={"status": STATUSES},
     ),
     LayerSpec(
@@ -69,6 +92,7 @@ SPECS: tuple[LayerSpec, ...] = (
         "building_id",
         ("building_id", "compound_id", "households"),
         counts=("households", "floors"),
+        maxima={"households": 10_000, "floors": 200},
         references={"compound_id": "compounds"},
     ),
     LayerSpec(
@@ -78,6 +102,8 @@ SPECS: tuple[LayerSpec, ...] = (
         ("block_id", "compound_id", "units"),
         mandatory=True,
         counts=("units", "applicants"),
+        positive=("units",),
+        maxima={"units": 2_000, "applicants": 2_000},
         references={"compound_id": "compounds"},
         choices={"status": STATUSES},
     ),
@@ -90,6 +116,7 @@ SPECS: tuple[LayerSpec, ...] = (
         counts=("max_circuits",),
         amounts=("load_kva",),
         positive=("capacity_kva",),
+        maxima={"capacity_kva": 100_000, "load_kva": 100_000, "max_circuits": 1_000},
         choices={"kind": SUPPLY_KINDS},
     ),
     LayerSpec(
@@ -98,6 +125,7 @@ SPECS: tuple[LayerSpec, ...] = (
         "feeder_id",
         ("feeder_id",),
         amounts=("spare_kva",),
+        maxima={"spare_kva": 100_000},
         references={"supply_id": "supply_points"},
         choices={"kind": FEEDER_KINDS},
     ),
@@ -115,6 +143,7 @@ SPECS: tuple[LayerSpec, ...] = (
         ("wire_id", "compound_id"),
         counts=("households",),
         amounts=("height_m",),
+        maxima={"households": 10_000, "height_m": 500},
         references={
             "compound_id": "compounds",
             "from_building_id": "buildings",
@@ -237,8 +266,16 @@ def find_layer_files(path: str | Path) -> tuple[dict[str, tuple[Path, str | None
     return found, problems
 
 
-def _short(exc: Exception) -> str:
+_NOT_RECOGNIZED = "not recognized as being in a supported file format"
+
+
+def _short(exc: Exception, file: Path | None = None) -> str:
+    """Return the first line of an error, without GDAL's repetition of the file name."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if _NOT_RECOGNIZED in text:
+        return "not a format GDAL reads: empty, cut short, or not geodata"
+    if file is not None:
+        text = text.replace(f"'{file}' ", "").replace(f"{file}: ", "").replace(str(file), "it")
     return text[:200]
 
 
@@ -251,10 +288,46 @@ def _feature_ids(frame: pd.DataFrame, spec: LayerSpec) -> list[str]:
     return [f"row {i + 1}" for i in range(len(frame))]
 
 
+def _shapefile_parts(spec: LayerSpec, file: Path) -> list[Problem]:
+    """Report the files a Shapefile cannot be read without (.shx, .dbf) that are missing."""
+    present = {p.name.lower() for p in file.parent.iterdir()}
+    missing = [
+        file.with_suffix(suffix).name
+        for suffix in SHAPEFILE_PARTS
+        if file.with_suffix(suffix).name.lower() not in present
+    ]
+    if not missing:
+        return []
+    msg = (
+        f"the Shapefile's {' and '.join(missing)} is missing beside it; copy every part "
+        f"of the Shapefile (.shp, .shx, .dbf, .prj) or export the layer as GeoPackage"
+    )
+    return [Problem(msg, file=str(file), layer=spec.name)]
+
+
+def _no_features(spec: LayerSpec, file: Path) -> list[Problem]:
+    """Report a layer given without features when the contract needs some."""
+    where = {"file": str(file), "layer": spec.name}
+    if spec.mandatory:
+        msg = f"has no features; add the {spec.name} (at least one {spec.geometry})"
+        return [Problem(msg, **where)]
+    if spec.name == "corridors":
+        msg = (
+            "has no features; draw the corridors cables may be trenched along, or delete "
+            "the file to plan cables over open ground"
+        )
+        return [Problem(msg, **where)]
+    return []
+
+
 def _read_one(
     spec: LayerSpec, file: Path, inner: str | None
 ) -> tuple[gpd.GeoDataFrame | None, list[Problem]]:
     where = {"file": str(file), "layer": spec.name}
+    if file.suffix.lower() == ".shp" and inner is None:
+        problems = _shapefile_parts(spec, file)
+        if problems:
+            return None, problems
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -262,11 +335,14 @@ def _read_one(
     except UnicodeDecodeError:
         return None, [Problem("is not UTF-8 text; save it as UTF-8", **where)]
     except Exception as exc:
-        return None, [Problem(f"cannot read ({_short(exc)}); check the file", **where)]
+        return None, [Problem(f"cannot read ({_short(exc, file)}); check the file", **where)]
     if not isinstance(frame, gpd.GeoDataFrame) or frame.geometry.name not in frame.columns:
         return None, [Problem(f"has no geometry; a {spec.geometry} layer is expected", **where)]
     if file.suffix.lower() == ".shp":
         frame = _restore_shapefile_names(frame, spec)
+    if not len(frame):
+        problems = _no_features(spec, file)
+        return (None if problems else _empty(spec, frame.crs or pyproj.CRS(4326))), problems
     if frame.crs is None:
         return None, [
             Problem(
@@ -315,9 +391,14 @@ def _check_columns(frame: gpd.GeoDataFrame, spec: LayerSpec, file: Path) -> list
 
 def _fix_geometry(
     frame: gpd.GeoDataFrame, spec: LayerSpec, file: Path, ids: list[str]
-) -> tuple[gpd.GeoDataFrame, list[Problem], list[str]]:
+) -> tuple[gpd.GeoDataFrame, list[Problem], list[str], np.ndarray]:
+    """Check each geometry; drop Z values and unwrap one-part multi-geometries.
+
+    Returns the frame, the problems, the repairs made and which features are sound.
+    """
     problems: list[Problem] = []
     notes: list[str] = []
+    sound = np.zeros(len(frame), dtype=bool)
     geoms = np.asarray(frame.geometry.array, dtype=object).copy()
     multi = f"Multi{spec.geometry}"
     for i, raw in enumerate(geoms):
@@ -357,8 +438,9 @@ def _fix_geometry(
             )
             continue
         geoms[i] = geom
+        sound[i] = True
     frame = frame.set_geometry(gpd.GeoSeries(geoms, index=frame.index, crs=frame.crs))
-    return frame, problems, notes
+    return frame, problems, notes, sound
 
 
 def _check_values(
@@ -381,24 +463,39 @@ def _check_values(
     for i in np.flatnonzero(duplicated.to_numpy()):
         problems.append(Problem(f"{spec.id_column} is used twice; ids must be unique", **at(i)))
 
-    for column in spec.counts + spec.amounts + spec.positive:
+    for column in dict.fromkeys(spec.counts + spec.amounts + spec.positive):
         if column not in frame.columns:
             continue
         numeric = pd.to_numeric(frame[column], errors="coerce")
+        if pd.api.types.is_bool_dtype(frame[column]):
+            numeric = pd.Series(np.nan, index=frame.index)  # true/false is not a number
+        numeric = numeric.where(np.isfinite(numeric.astype("float64")))
+        top = spec.maxima.get(column, np.inf)
         for i, (raw, num) in enumerate(zip(frame[column], numeric, strict=True)):
             if pd.isna(raw):
                 if column in spec.required or column in spec.positive:
                     problems.append(Problem(f"{column} is empty; give a number", **at(i)))
-            elif pd.isna(num) or not np.isfinite(num):
+            elif pd.isna(num) or isinstance(raw, bool | np.bool_):
                 problems.append(Problem(f"{column} = {raw!r} is not a number", **at(i)))
+            elif num < 0 and column in spec.counts:
+                problems.append(Problem(f"{column} = {raw} must not be negative", **at(i)))
             elif column in spec.positive and num <= 0:
                 problems.append(Problem(f"{column} = {raw} must be greater than zero", **at(i)))
             elif num < 0:
                 problems.append(Problem(f"{column} = {raw} must not be negative", **at(i)))
             elif column in spec.counts and not float(num).is_integer():
                 problems.append(Problem(f"{column} = {raw} must be a whole number", **at(i)))
+            elif num > top:
+                problems.append(
+                    Problem(
+                        f"{column} = {raw} is implausibly large (at most {top:,.0f}); "
+                        "correct the value",
+                        **at(i),
+                    )
+                )
+        # values reported above (negative, fractional or absurd counts...) become NA
+        numeric = numeric.where(numeric <= top)
         if column in spec.counts:
-            # negative and fractional counts, reported above, become NA
             numeric = numeric.where((numeric >= 0) & (numeric % 1 == 0))
         frame[column] = numeric.astype("Int64" if column in spec.counts else "float64")
 
@@ -411,6 +508,156 @@ def _check_values(
                     Problem(f"{column} = {value!r} must be one of {', '.join(allowed)}", **at(i))
                 )
     return frame, problems
+
+
+def _lonlat(frame: gpd.GeoDataFrame) -> np.ndarray:
+    """Return one lon/lat point per feature (inf or NaN where it cannot be placed)."""
+    points = shapely.point_on_surface(np.asarray(frame.geometry.array))
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        moved = gpd.GeoSeries(points, crs=frame.crs).to_crs(4326)
+    xy = np.full((len(frame), 2), np.nan)
+    placed = ~(moved.is_empty | moved.isna()).to_numpy()
+    xy[placed] = shapely.get_coordinates(moved.to_numpy()[placed])
+    return xy
+
+
+def _layer_or_features(
+    bad: np.ndarray, layer_message: str, feature_message: str, where: dict[str, str], ids: list[str]
+) -> list[Problem]:
+    """One problem for the layer when every feature is bad, else one per bad feature."""
+    if not bad.any():
+        return []
+    if bad.all():
+        return [Problem(layer_message, **where)]
+    return [Problem(feature_message, feature_id=ids[i], **where) for i in np.flatnonzero(bad)]
+
+
+def _check_location(
+    frame: gpd.GeoDataFrame, spec: LayerSpec, file: Path, ids: list[str], sound: np.ndarray
+) -> list[Problem]:
+    """Check that coordinates fit the declared CRS: not swapped, inside its area of use."""
+    crs = pyproj.CRS.from_user_input(frame.crs)
+    where = {"file": str(file), "layer": spec.name}
+    idx = np.flatnonzero(sound)
+    if not len(idx):
+        return []
+    ids = [ids[i] for i in idx]
+    frame = frame.iloc[idx]
+    bounds = shapely.bounds(np.asarray(frame.geometry.array))
+    minx, miny, maxx, maxy = bounds.T
+    name = crs.to_string()
+    if crs.is_geographic:
+        if (
+            np.all(np.abs(bounds[:, [0, 2]]) <= 90)
+            and np.all(np.abs(bounds[:, [1, 3]]) <= 180)
+            and (
+                np.any(np.abs(bounds[:, [1, 3]]) > 90)
+                or (
+                    np.all((minx >= CHINA_LAT[0]) & (maxx <= CHINA_LAT[1]))
+                    and np.all((miny >= CHINA_LON[0]) & (maxy <= CHINA_LON[1]))
+                )
+            )
+        ):
+            return [
+                Problem(
+                    "coordinates look like lat/lon swapped (x holds latitudes, y longitudes); "
+                    "swap the axes",
+                    **where,
+                )
+            ]
+        outside = (minx < -180) | (maxx > 180) | (miny < -90) | (maxy > 90)
+        problems = _layer_or_features(
+            outside,
+            f"coordinates are not longitudes and latitudes (x up to "
+            f"{np.abs(bounds[:, [0, 2]]).max():,.0f}) though the layer's CRS is {name}; "
+            "declare the CRS the coordinates are in (e.g. EPSG:4545 or a UTM zone)",
+            "coordinates are outside the range of longitude and latitude; correct them",
+            where,
+            ids,
+        )
+        if problems:
+            return problems
+    elif np.all(np.abs(bounds[:, [0, 2]]) <= 180) and np.all(np.abs(bounds[:, [1, 3]]) <= 90):
+        return [
+            Problem(
+                f"coordinates look like longitudes and latitudes in degrees, but the layer's "
+                f"CRS {name} is in metres; declare EPSG:4326 (or the CRS they are in)",
+                **where,
+            )
+        ]
+    area = crs.area_of_use
+    if area is None:
+        return []
+    lon, lat = _lonlat(frame).T
+    margin = AREA_OF_USE_MARGIN_DEG
+    with np.errstate(invalid="ignore"):
+        inside = (
+            (lon >= area.west - margin)
+            & (lon <= area.east + margin)
+            & (lat >= area.south - margin)
+            & (lat <= area.north + margin)
+        )
+    span = f"{area.west:g}..{area.east:g} E, {area.south:g}..{area.north:g} N"
+    return _layer_or_features(
+        ~inside,
+        f"coordinates lie outside the area where the layer's CRS {name} is used ({span}); "
+        "declare the CRS the coordinates are in",
+        f"coordinates lie outside the area where the layer's CRS {name} is used ({span}); "
+        "correct them",
+        where,
+        ids,
+    )
+
+
+def _check_far(
+    frames: Mapping[str, gpd.GeoDataFrame],
+    files: Mapping[str, Path],
+    sound: Mapping[str, np.ndarray],
+) -> list[Problem]:
+    """Report features (or whole layers) thousands of kilometres from the rest."""
+    points: dict[str, np.ndarray] = {}
+    for name, frame in frames.items():
+        keep = sound[name]
+        if keep.any():
+            xy = np.full((len(frame), 2), np.nan)
+            xy[keep] = _lonlat(frame.iloc[np.flatnonzero(keep)])
+            points[name] = xy
+    centres = np.array([np.nanmedian(xy, axis=0) for xy in points.values()])
+    if not len(centres) or np.isnan(centres).all():
+        return []
+    lon0, lat0 = np.nanmedian(centres, axis=0)
+    geod = pyproj.Geod(ellps="WGS84")
+    problems: list[Problem] = []
+    for name, xy in points.items():
+        with np.errstate(invalid="ignore"):
+            _, _, distance_m = geod.inv(
+                np.full(len(xy), lon0), np.full(len(xy), lat0), xy[:, 0], xy[:, 1]
+            )
+        distance_km = np.asarray(distance_m) / 1000.0
+        placed = sound[name] & np.isfinite(distance_km)
+        far = placed & (distance_km > FAR_KM)
+        if not far.any():
+            continue
+        spec = SPEC_BY_NAME[name]
+        where = {"file": str(files[name]), "layer": name}
+        around = f"around {lon0:.3f} E, {lat0:.3f} N"
+        if far[placed].all():
+            km = float(np.median(distance_km[placed]))
+            msg = (
+                f"the layer lies {km:,.0f} km from the other layers ({around}); check its "
+                "coordinates and its CRS"
+            )
+            problems.append(Problem(msg, **where))
+            continue
+        ids = _feature_ids(frames[name], spec)
+        for i in np.flatnonzero(far):
+            msg = (
+                f"lies {distance_km[i]:,.0f} km from the rest of the layers ({around}); "
+                "correct its coordinates"
+            )
+            problems.append(Problem(msg, feature_id=ids[i], **where))
+    return problems
 
 
 def _as_id(value: object) -> str:
@@ -491,7 +738,10 @@ def working_crs(frames: Mapping[str, gpd.GeoDataFrame], settings: Settings) -> p
     stacked = np.vstack(bounds)
     box = (stacked[:, 0].min(), stacked[:, 1].min(), stacked[:, 2].max(), stacked[:, 3].max())
     probe = gpd.GeoSeries([shapely.box(*box)], crs=4326)
-    crs = probe.estimate_utm_crs()
+    try:
+        crs = probe.estimate_utm_crs() if np.isfinite(box).all() else None
+    except RuntimeError:
+        crs = None
     if crs is None:
         raise CRSError("no UTM zone fits these layers; set [plan] crs in geoplan.toml")
     return crs
@@ -522,6 +772,7 @@ def read_layers(path: str | Path, *, settings: Settings | None = None) -> Layers
     found, problems = find_layer_files(path)
     frames: dict[str, gpd.GeoDataFrame] = {}
     files: dict[str, Path] = {}
+    sound: dict[str, np.ndarray] = {}
     notes: list[str] = []
     surfaces = tuple(settings.catalogue.value("trench", "cost_cny_per_m"))
     for contract in SPECS:
@@ -540,16 +791,27 @@ def read_layers(path: str | Path, *, settings: Settings | None = None) -> Layers
         if column_problems:
             continue
         ids = _feature_ids(frame, spec)
-        frame, geometry_problems, repairs = _fix_geometry(frame, spec, file, ids)
+        frame, geometry_problems, repairs, sound[spec.name] = _fix_geometry(frame, spec, file, ids)
+        location_problems = _check_location(frame, spec, file, ids, sound[spec.name])
         frame, value_problems = _check_values(frame, spec, file, ids)
-        problems += geometry_problems + value_problems
+        problems += geometry_problems + location_problems + value_problems
         notes += repairs
         frames[spec.name] = frame
         files[spec.name] = file
+        if location_problems:
+            sound[spec.name] = np.zeros(len(frame), dtype=bool)
     problems += _check_references(frames, files, given=found)
+    problems += _check_far(frames, files, sound)
     if problems:
         crs_only = all("coordinate reference system" in p.message for p in problems)
         raise (CRSError if crs_only else LayerError)(problems)
+    if not settings.include_personal:
+        frames, redactions = redact_frames(
+            frames, id_columns={spec.name: spec.id_column for spec in SPECS}
+        )
+        for redaction in redactions:
+            where = f"{files[redaction.layer]}, layer {redaction.layer}"
+            notes += redaction.lines(where)
     crs = working_crs(frames, settings)
     out = {}
     for spec in SPECS:

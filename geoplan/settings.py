@@ -6,6 +6,7 @@ options and any catalogue section to override, for example::
     [plan]
     crs = "EPSG:4545"          # CGCS2000 / 3-degree Gauss-Kruger CM 108E
     load_basis = "applicants"
+    include_personal = false   # the default: personal data stays out of maps and exports
 
     [voltage]
     drop_limit_pct = 5.0
@@ -48,6 +49,10 @@ class Settings:
     load_basis
         Size boxes' and cables' design load for all storage ``rooms`` (spare positions
         included) or only for the ``applicants``.
+    include_personal
+        Keep input columns that look personal (resident names, phone and ID numbers) and
+        leave phone and ID numbers in names and ids unmasked; by default they are left
+        out of the plan, its maps and its exports (see :mod:`geoplan.privacy`).
     catalogue
         Engineering figures with their sources.
     files
@@ -56,6 +61,7 @@ class Settings:
 
     crs: str | None = None
     load_basis: str = "rooms"
+    include_personal: bool = False
     catalogue: Catalogue = field(default_factory=load_catalogue)
     files: tuple[str, ...] = ()
 
@@ -87,6 +93,13 @@ def _check_options(options: Mapping[str, Any], *, origin: str) -> None:
             )
         elif key == "crs" and value is not None:
             problems.extend(_check_crs(value, origin))
+        elif key == "include_personal" and not isinstance(value, bool):
+            problems.append(
+                Problem(
+                    f"[plan] include_personal = {value!r} must be true or false",
+                    file=origin,
+                )
+            )
     if problems:
         raise SettingsError(problems)
 
@@ -116,6 +129,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         problem = Problem(f"not valid TOML ({exc}); fix the syntax", file=str(path))
+        raise SettingsError(problem) from None
+    except UnicodeDecodeError:
+        problem = Problem("is not UTF-8 text; save it as UTF-8", file=str(path))
         raise SettingsError(problem) from None
     except OSError as exc:
         raise SettingsError(Problem(f"cannot read ({exc.strerror})", file=str(path))) from None
@@ -157,7 +173,8 @@ def load_settings(
     settings_file
         An explicit settings file, read instead of the one found beside the layers.
     options
-        Run options from the command line (``crs``, ``load_basis``), overriding the file.
+        Run options from the command line (``crs``, ``load_basis``,
+        ``include_personal``), overriding the file; a None value is not given.
     overrides
         Catalogue figures from the command line, ``{section: {key: value}}``.
 

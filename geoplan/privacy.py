@@ -1,0 +1,373 @@
+"""Personal data: find it in the input layers and keep it out of plans, maps and exports.
+
+Survey layers sometimes say who lives where: a resident's or owner's name, a phone
+number, an ID-card number. geoplan needs none of it, so unless the settings say
+``[plan] include_personal = true``:
+
+* a column whose name looks personal (``resident``, ``owner``, ``name_of_*``, ``phone``,
+  ``tel``, ``mobile``, ``id_card``, 姓名, 户主, 电话, 手机, 身份证 ...) is dropped when the
+  layers are read, and so is an extra column holding phone numbers stored as numbers;
+* a Chinese mobile number (``1[3-9]`` and nine digits, with or without ``+86`` and
+  separators) or an 18-character resident ID number inside a text that is kept (a name,
+  an id, a note) is masked (``138****5678``, ``110***********1234``), the same number the
+  same way everywhere, so that ids still match across layers.
+
+The contract's own columns never look personal. Reading the layers does this once
+(:func:`redact_frames`); maps and exports do it again on the plan they are given
+(:func:`redact_plan`), so a plan built from layers assembled by hand is covered too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from .plan import Plan
+
+#: Column-name words (lower case, split at ``_``, ``-``, spaces and camelCase) that say a
+#: column is about a person, by the kind of data they hold.
+PERSONAL_WORDS: Mapping[str, str] = MappingProxyType(
+    {
+        **dict.fromkeys(
+            (
+                "resident",
+                "residents",
+                "owner",
+                "owners",
+                "householder",
+                "householders",
+                "tenant",
+                "tenants",
+                "occupant",
+                "occupants",
+                "surname",
+                "firstname",
+                "lastname",
+                "fullname",
+                "contact",
+                "contacts",
+            ),
+            "a person's name",
+        ),
+        **dict.fromkeys(
+            (
+                "phone",
+                "phones",
+                "telephone",
+                "tel",
+                "mobile",
+                "cellphone",
+                "fax",
+                "wechat",
+                "weixin",
+                "email",
+            ),
+            "a phone number or address",
+        ),
+        **dict.fromkeys(
+            ("idcard", "idno", "identity", "passport", "sfz", "shenfenzheng"),
+            "an ID number",
+        ),
+    }
+)
+#: Word pairs that together say a column holds an ID number or a person's name.
+PERSONAL_PAIRS: Mapping[tuple[str, str], str] = MappingProxyType(
+    {
+        ("id", "card"): "an ID number",
+        ("id", "no"): "an ID number",
+        ("id", "number"): "an ID number",
+        ("applicant", "name"): "a person's name",
+        ("household", "name"): "a person's name",
+        ("person", "name"): "a person's name",
+        ("user", "name"): "a person's name",
+        ("customer", "name"): "a person's name",
+    }
+)
+#: Chinese column-name fragments and what they hold.
+PERSONAL_CJK: Mapping[str, str] = MappingProxyType(
+    {
+        "姓名": "a person's name",
+        "户主": "a person's name",
+        "业主": "a person's name",
+        "房主": "a person's name",
+        "申请人": "a person's name",
+        "联系人": "a person's name",
+        "联系方式": "a phone number or address",
+        "电话": "a phone number or address",
+        "手机": "a phone number or address",
+        "微信": "a phone number or address",
+        "邮箱": "a phone number or address",
+        "身份证": "an ID number",
+        "证件号": "an ID number",
+    }
+)
+
+#: A Chinese mobile number: 1[3-9] and nine digits, optionally +86 and separators.
+MOBILE = re.compile(r"(?<!\d)(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}(?!\d)")
+#: An 18-character resident ID number: area, birth date, sequence, check character.
+ID_NUMBER = re.compile(
+    r"(?<!\d)[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?!\d)"
+)
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_SPLIT = re.compile(r"[^a-z0-9]+")
+
+
+def personal_column(name: object) -> str | None:
+    """Return what a column name says it holds about a person, or None.
+
+    Parameters
+    ----------
+    name
+        The column name.
+
+    Returns
+    -------
+    kind
+        ``"a person's name"``, ``"a phone number or address"``, ``"an ID number"``, or
+        None when the name does not look personal.
+    """
+    text = str(name)
+    for fragment, kind in PERSONAL_CJK.items():
+        if fragment in text:
+            return kind
+    lowered = _CAMEL.sub("_", text).lower()
+    if lowered.startswith("name_of") or lowered.startswith("nameof"):
+        return "a person's name"
+    words = [w for w in _SPLIT.split(lowered) if w]
+    for word in words:
+        if word in PERSONAL_WORDS:
+            return PERSONAL_WORDS[word]
+    present = set(words)
+    for (first, second), kind in PERSONAL_PAIRS.items():
+        if first in present and second in present:
+            return kind
+    return None
+
+
+def personal_numbers(text: str) -> list[str]:
+    """Return the mobile and ID numbers found in a text, in order."""
+    found = [(m.start(), m.group()) for m in MOBILE.finditer(text)]
+    found += [(m.start(), m.group()) for m in ID_NUMBER.finditer(text)]
+    return [number for _, number in sorted(found)]
+
+
+def _mask(number: str) -> str:
+    digits = re.sub(r"[^\dXx]", "", number)
+    if len(digits) >= 18:  # an ID number
+        return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+    digits = digits[-11:]  # a mobile number without +86
+    return digits[:3] + "****" + digits[-4:]
+
+
+@dataclass(frozen=True)
+class Masker:
+    """Masks personal numbers in texts, the same number the same way everywhere.
+
+    Two different numbers whose masks would be equal get ``#2``, ``#3`` ... appended (in
+    the order of the numbers), so that masking never makes two different ids equal.
+
+    Parameters
+    ----------
+    masks
+        ``{number as written: mask}``.
+    """
+
+    masks: Mapping[str, str]
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[object]) -> Masker:
+        """Return a masker for every personal number found in ``texts``."""
+        numbers = sorted({n for t in texts if isinstance(t, str) for n in personal_numbers(t)})
+        by_mask: dict[str, list[str]] = defaultdict(list)
+        for number in numbers:
+            by_mask[_mask(number)].append(number)
+        masks = {}
+        for mask, group in by_mask.items():
+            for i, number in enumerate(group, start=1):
+                masks[number] = mask if i == 1 else f"{mask}#{i}"
+        return cls(MappingProxyType(masks))
+
+    def __call__(self, value: object) -> object:
+        """Return a text with its personal numbers masked; other values unchanged."""
+        if not isinstance(value, str) or not self.masks:
+            return value
+        out = MOBILE.sub(lambda m: self.masks.get(m.group(), m.group()), value)
+        return ID_NUMBER.sub(lambda m: self.masks.get(m.group(), m.group()), out)
+
+
+def _text_columns(frame: pd.DataFrame) -> list[str]:
+    return [
+        c
+        for c in frame.columns
+        if c != getattr(frame, "_geometry_column_name", None)
+        and (pd.api.types.is_object_dtype(frame[c]) or pd.api.types.is_string_dtype(frame[c]))
+    ]
+
+
+def _texts(frames: Iterable[pd.DataFrame | None]) -> Iterator[object]:
+    for frame in frames:
+        if frame is None:
+            continue
+        for column in _text_columns(frame):
+            yield from frame[column]
+
+
+def _numbers_as_numbers(values: pd.Series) -> bool:
+    """Whether a numeric column holds whole numbers that read as mobile numbers."""
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return False
+    numbers = pd.to_numeric(values, errors="coerce").dropna()
+    whole = numbers[(numbers >= 1.3e10) & (numbers < 2e10) & (numbers % 1 == 0)]
+    return any(MOBILE.fullmatch(str(int(v))) for v in whole)
+
+
+@dataclass(frozen=True)
+class Redaction:
+    """What :func:`redact_frames` took out of one layer.
+
+    Parameters
+    ----------
+    layer
+        The layer.
+    dropped
+        ``{column: what it looked like it held}`` for each column dropped.
+    masked
+        ``{column: (feature id, ...)}`` of the features whose text in that column had
+        personal numbers masked (ids as masked).
+    """
+
+    layer: str
+    dropped: Mapping[str, str]
+    masked: Mapping[str, tuple[str, ...]]
+
+    def lines(self, where: str, *, shown: int = 5) -> list[str]:
+        """Return one warning line per dropped or masked column, starting with ``where``."""
+        out = [
+            f"{where}: column {column!r} looks like {kind}; left out of the plan, maps and "
+            "exports (set [plan] include_personal = true to keep it)"
+            for column, kind in self.dropped.items()
+        ]
+        for column, features in self.masked.items():
+            listed = ", ".join(features[:shown]) + (", ..." if len(features) > shown else "")
+            out.append(
+                f"{where}: {len(features)} value(s) of column {column!r} hold phone or ID "
+                f"numbers (features {listed}); masked in the plan, maps and exports "
+                "(set [plan] include_personal = true to keep them)"
+            )
+        return out
+
+
+def redact_frames(
+    frames: Mapping[str, pd.DataFrame],
+    *,
+    id_columns: Mapping[str, str] | None = None,
+    masker: Masker | None = None,
+    drop: bool = True,
+) -> tuple[dict[str, pd.DataFrame], list[Redaction]]:
+    """Drop personal columns and mask personal numbers in every frame of a layer set.
+
+    Parameters
+    ----------
+    frames
+        Layers (or any tables) by name; they are not modified.
+    id_columns
+        The id column of each layer, to name the features masked.
+    masker
+        The masker to use (one built from ``frames`` by default); give one to mask
+        several sets of frames the same way.
+    drop
+        Drop the columns that look personal (False: only mask numbers, for tables
+        whose columns are fixed).
+
+    Returns
+    -------
+    frames
+        New frames without personal columns, personal numbers masked.
+    redactions
+        What was taken out, one entry per layer that had anything taken out.
+    """
+    id_columns = id_columns or {}
+    masker = masker or Masker.from_texts(_texts(frames.values()))
+    out: dict[str, pd.DataFrame] = {}
+    found: list[Redaction] = []
+    for name, frame in frames.items():
+        geometry = getattr(frame, "_geometry_column_name", None)
+        dropped = {}
+        for column in frame.columns if drop else ():
+            if column == geometry:
+                continue
+            kind = personal_column(column)
+            if kind is None and _numbers_as_numbers(frame[column]):
+                kind = "a phone number"
+            if kind is not None:
+                dropped[str(column)] = kind
+        kept = frame.drop(columns=list(dropped)) if dropped else frame
+        masked: dict[str, tuple[str, ...]] = {}
+        changes: dict[str, list[object]] = {}
+        id_column = id_columns.get(name)
+        for column in _text_columns(kept):
+            values = list(kept[column])
+            new = [masker(v) for v in values]
+            hit = [i for i, (a, b) in enumerate(zip(values, new, strict=True)) if a != b]
+            if hit:
+                changes[str(column)] = new
+                masked[str(column)] = tuple(hit)  # positions; named below
+        if changes:
+            kept = kept.copy()
+            for column, new in changes.items():
+                kept[column] = pd.Series(new, index=kept.index, dtype=kept[column].dtype)
+        if masked:
+            ids = (
+                [str(v) for v in kept[id_column]]
+                if id_column in kept.columns
+                else [f"row {i + 1}" for i in range(len(kept))]
+            )
+            masked = {c: tuple(ids[i] for i in rows) for c, rows in masked.items()}
+        out[name] = kept
+        if dropped or masked:
+            found.append(Redaction(name, MappingProxyType(dropped), MappingProxyType(masked)))
+    return out, found
+
+
+def redact_plan(plan: Plan) -> Plan:
+    """Return the plan with personal data taken out, unless its settings keep it.
+
+    Maps and exports call this on the plan they are given: the layers lose columns that
+    look personal, and phone and ID numbers are masked the same way in the layers and
+    in every output table.
+
+    Parameters
+    ----------
+    plan
+        The plan.
+
+    Returns
+    -------
+    Plan
+        The same plan when ``plan.settings.include_personal`` is set or nothing
+        personal was found, else a redacted copy.
+    """
+    if plan.settings.include_personal:
+        return plan
+    names = ("meter_boxes", "cables", "trenches", "removals", "unserved", "summary")
+    tables: dict[str, Any] = {name: getattr(plan, name) for name in names}
+    if plan.power_flow is not None:
+        tables["power_flow"] = plan.power_flow
+    layers = dict(plan.layers.frames)
+    masker = Masker.from_texts(_texts([*layers.values(), *tables.values()]))
+    new_layers, found = redact_frames(layers, masker=masker)
+    new_tables, found_tables = redact_frames(tables, masker=masker, drop=False)
+    if not found and not found_tables:
+        return plan
+    frames = MappingProxyType(new_layers)
+    return dataclasses.replace(
+        plan, layers=dataclasses.replace(plan.layers, frames=frames), **new_tables
+    )
