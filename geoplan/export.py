@@ -37,6 +37,7 @@ from openpyxl.utils import get_column_letter
 
 from .costs import bill_of_quantities
 from .errors import LayerError, OutputError, Problem
+from .privacy import redact_plan
 from .schema import OUTPUT_LAYERS, SUMMARY_COLUMNS
 
 if TYPE_CHECKING:
@@ -136,8 +137,11 @@ def plan_tables(plan: Plan) -> dict[str, Table]:
     tables
         The five spatial layers of :data:`geoplan.schema.OUTPUT_LAYERS` (GeoDataFrames in
         the working CRS), then ``summary`` and ``bill_of_quantities`` (DataFrames), each
-        with exactly the columns and dtypes of :data:`TABLES`.
+        with exactly the columns and dtypes of :data:`TABLES`; phone and ID numbers in
+        them masked unless the plan's settings say ``include_personal``
+        (:func:`geoplan.privacy.redact_plan`).
     """
+    plan = redact_plan(plan)
     bill = bill_of_quantities(
         plan.meter_boxes, plan.cables, plan.trenches, catalogue=plan.settings.catalogue
     )

@@ -58,7 +58,8 @@ def write_maps(plan: Plan, out_dir: Path, *, tiles: str | None = None) -> list[P
     Parameters
     ----------
     plan
-        The plan to show.
+        The plan to show; columns that look personal and phone or ID numbers are left
+        out unless its settings say ``include_personal`` (:mod:`geoplan.privacy`).
     out_dir
         Folder to write into (created if needed); existing pages are replaced.
     tiles
@@ -90,7 +91,9 @@ def write_maps(plan: Plan, out_dir: Path, *, tiles: str | None = None) -> list[P
         )
         raise ImportError(msg) from exc
     from geoplan import __version__
+    from geoplan.privacy import redact_plan
 
+    plan = redact_plan(plan)  # personal data stays off the pages unless asked for
     out_dir = Path(out_dir)
     ids = sorted({str(c) for c in plan.layers["compounds"]["compound_id"]})
     files = {cid: compound_file(cid) for cid in ids}
