@@ -37,8 +37,8 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from typing import Any
 
 import geopandas as gpd
@@ -50,26 +50,45 @@ import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from ._geometry import (
+    _CANDIDATE_EDGES,
+    _GRID_M,
+    _INTERIOR,
+    OPEN_SURFACE,
+    BoolArray,
+    FloatArray,
+    GeomArray,
+    IntArray,
+    _barrier_array,
+    _containing,
+    _Context,
+    _Costs,
+    _crosses_interior,
+    _cut_lines,
+    _end_coords,
+    _group_rank,
+    _inner_points,
+    _metric_crs,
+    _node_index,
+    _road_crossings,
+    _segments,
+)
+from ._graph import GraphArrays, to_networkx
+from ._lattice import open_ground_patches
 from .errors import CRSError, LayerError, Problem
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
-OPEN_SURFACE = "open"
-"""The ``surface`` of connectors and lattice edges dug across open ground."""
+__all__ = [
+    "OPEN_SURFACE",
+    "attach_arrays",
+    "attach_points",
+    "build_arrays",
+    "build_graph",
+    "path_geometry",
+]
 
-# Numerical settings, not engineering figures: coordinates closer than _GRID_M are one
-# node; a point tries this many nearest edges before the lattice; a point that has no
-# lattice node within two steps tries this many nearest ones.
-_GRID_M = 1e-3
-_CANDIDATE_EDGES = 4
-_LATTICE_NEAREST = 8
-_INTERIOR = "T********"  # DE-9IM: the interiors meet
-
-FloatArray = np.ndarray[Any, np.dtype[np.float64]]
-IntArray = np.ndarray[Any, np.dtype[np.int64]]
-BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
-GeomArray = np.ndarray[Any, np.dtype[np.object_]]
 _EdgeRow = tuple[int, int, dict[str, Any]]
 
 
@@ -108,20 +127,82 @@ def build_graph(
     LayerError
         A corridor's surface has no trench cost in the catalogue.
     """
+    return to_networkx(build_arrays(corridors, barriers=barriers, settings=settings))
+
+
+def _empty_arrays(crs: pyproj.CRS) -> GraphArrays:
+    no_float, no_obj = np.zeros(0), np.zeros(0, dtype=object)
+    return GraphArrays(
+        crs=crs,
+        node_xy=np.zeros((0, 2)),
+        road_crossing=np.zeros(0, dtype=bool),
+        lattice=np.zeros(0, dtype=bool),
+        u=np.zeros(0, dtype=np.int64),
+        v=np.zeros(0, dtype=np.int64),
+        length_m=no_float,
+        weight=no_float,
+        surface=no_obj,
+        corridor_id=no_obj,
+        kind=no_obj,
+        off_corridor=np.zeros(0, dtype=bool),
+        road_crossings=no_float,
+        geometry=no_obj,
+    )
+
+
+def build_arrays(
+    corridors: gpd.GeoDataFrame,
+    *,
+    barriers: gpd.GeoSeries,
+    settings: Settings,
+    timings: dict[str, float] | None = None,
+) -> GraphArrays:
+    """Build the routing graph of the usable trench corridors, as arrays.
+
+    Corridors with ``allowed`` False are dropped; lines are joined where they cross or
+    touch and where an end falls short of another line by at most
+    ``[network] node_tolerance_m``; parts inside a barrier are cut out.
+
+    Parameters
+    ----------
+    corridors
+        Lines with ``corridor_id``, ``surface`` and optionally ``kind`` and ``allowed``,
+        in a projected metric CRS.
+    barriers
+        Polygons no trench may cross (buildings, storage blocks, obstacles), same CRS.
+    settings
+        Run settings; ``[trench]`` costs and ``[network] node_tolerance_m`` are used.
+    timings
+        When given, the seconds spent noding and building are added to it.
+
+    Returns
+    -------
+    arrays
+        The routing graph's nodes and edges (:func:`build_graph` gives it as a networkx
+        graph); no nodes when no corridor is usable.
+
+    Raises
+    ------
+    CRSError
+        The corridors have no projected CRS or the barriers another CRS.
+    LayerError
+        A corridor's surface has no trench cost in the catalogue.
+    """
     crs = _metric_crs(corridors.crs, "corridors")
     polygons = _barrier_array(barriers, crs)
     costs = _Costs.from_settings(settings)
     tolerance_m = float(settings.catalogue.value("network", "node_tolerance_m"))
-    graph = nx.Graph(crs=crs)
     table = _corridor_table(corridors, costs)
     if table.empty:
         logger.info("no usable corridors: the routing graph is empty")
-        return graph
+        return _empty_arrays(crs)
 
+    started = time.perf_counter()
     lines = _snap_ends(table["geometry"].to_numpy(), tolerance_m)
     pieces, source = _node_lines(lines, polygons)
     per_m = table["cost_cny_per_m"].to_numpy(float)
     pieces, source = _split_parallels(pieces, source, per_m)
+    noded = time.perf_counter()
     u, v, node_xy, pieces = _number_nodes(pieces)
     keep = u != v  # rounding debris shorter than a millimetre
     u, v, pieces, source = u[keep], v[keep], pieces[keep], source[keep]
@@ -143,49 +224,33 @@ def build_graph(
     length_m = shapely.length(pieces)
     weight = length_m * per_m[source] + crossings * costs.crossing_cny
 
-    graph.add_nodes_from(
-        (i, {"x": x, "y": y, "road_crossing": c})
-        for i, (x, y, c) in enumerate(
-            zip(node_xy[:, 0].tolist(), node_xy[:, 1].tolist(), crossing_node.tolist(), strict=True)
-        )
+    arrays = GraphArrays(
+        crs=crs,
+        node_xy=node_xy,
+        road_crossing=crossing_node,
+        lattice=np.zeros(len(node_xy), dtype=bool),
+        u=u,
+        v=v,
+        length_m=length_m,
+        weight=weight,
+        surface=table["surface"].to_numpy(object)[source],
+        corridor_id=table["corridor_id"].to_numpy(object)[source],
+        kind=kind,
+        off_corridor=np.zeros(len(u), dtype=bool),
+        road_crossings=crossings,
+        geometry=pieces,
     )
-    columns = zip(
-        u.tolist(),
-        v.tolist(),
-        length_m.tolist(),
-        weight.tolist(),
-        table["surface"].to_numpy(object)[source].tolist(),
-        table["corridor_id"].to_numpy(object)[source].tolist(),
-        kind.tolist(),
-        crossings.tolist(),
-        pieces.tolist(),
-        strict=True,
-    )
-    graph.add_edges_from(
-        (
-            a,
-            b,
-            _edge(
-                length,
-                cost,
-                surface=surface,
-                corridor_id=corridor_id,
-                kind=k,
-                off_corridor=False,
-                road_crossings=rc,
-                geometry=geometry,
-            ),
-        )
-        for a, b, length, cost, surface, corridor_id, k, rc, geometry in columns
-    )
+    if timings is not None:
+        timings["noding"] = timings.get("noding", 0.0) + noded - started
+        timings["graph build"] = timings.get("graph build", 0.0) + time.perf_counter() - noded
     logger.info(
         "routing graph: %d nodes, %d edges from %d corridors (%d road-crossing nodes)",
-        graph.number_of_nodes(),
-        graph.number_of_edges(),
+        arrays.n_nodes,
+        arrays.n_edges,
         len(table),
         int(crossing_node.sum()),
     )
-    return graph
+    return arrays
 
 
 def attach_points(
@@ -235,7 +300,8 @@ def attach_points(
     if not ids:
         return out, nodes
     rows = [(a, b, d) for a, b, d in out.edges(data=True) if not d.get("off_corridor", False)]
-    ctx = _Context.make(rows, _barrier_array(barriers, crs), settings)
+    roads = [d["geometry"] for _, _, d in rows if d.get("kind") == "road"]
+    ctx = _Context.make(np.array(roads, dtype=object), _barrier_array(barriers, crs), settings)
     pts = shapely.points(xy)
     next_id = max(out.nodes) + 1 if out.number_of_nodes() else 0
     attached, next_id = _attach_to_corridors(
@@ -298,207 +364,6 @@ def path_geometry(graph: nx.Graph, nodes: list[int]) -> shapely.LineString:
     keep[1:] = np.any(xy[1:] != xy[:-1], axis=1)
     xy = xy[keep]
     return shapely.LineString(xy if len(xy) > 1 else np.vstack([xy, xy]))
-
-
-# ------------------------------------------------------------------------ shared helpers
-
-
-@dataclass(frozen=True)
-class _Costs:
-    """Trench costs by surface, off the corridors, and per road crossing."""
-
-    per_m: Mapping[str, float]
-    open_per_m: float
-    crossing_cny: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> _Costs:
-        catalogue = settings.catalogue
-        per_m = catalogue.value("trench", "cost_cny_per_m")
-        return cls(
-            per_m={str(k): float(v) for k, v in per_m.items()},
-            open_per_m=float(catalogue.value("trench", "open_ground_cost_cny_per_m")),
-            crossing_cny=float(catalogue.value("trench", "road_crossing_cny")),
-        )
-
-
-def _edge(
-    length_m: float,
-    weight: float,
-    *,
-    surface: str,
-    corridor_id: object,
-    kind: object,
-    off_corridor: bool,
-    road_crossings: float,
-    geometry: shapely.LineString,
-) -> dict[str, Any]:
-    return {
-        "length_m": length_m,
-        "weight": weight,
-        "surface": surface,
-        "corridor_id": corridor_id,
-        "kind": kind,
-        "off_corridor": off_corridor,
-        "road_crossings": road_crossings,
-        "geometry": geometry,
-    }
-
-
-def _metric_crs(crs: object, what: str) -> pyproj.CRS:
-    if crs is None:
-        msg = "has no CRS; declare one, e.g. with set_crs()"
-        raise CRSError(Problem(msg, layer=what))
-    crs = pyproj.CRS.from_user_input(crs)
-    if not crs.is_projected:
-        msg = f"is in {crs.name}, not a projected metric CRS; reproject it (e.g. to UTM)"
-        raise CRSError(Problem(msg, layer=what))
-    return crs
-
-
-def _barrier_array(barriers: gpd.GeoSeries, crs: pyproj.CRS) -> GeomArray:
-    geoms = np.asarray(barriers.geometry.to_numpy(), dtype=object)
-    geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
-    polygonal = np.isin(shapely.get_type_id(geoms), (3, 6))
-    if not polygonal.all():
-        logger.warning("ignoring %d barriers that are not polygons", int((~polygonal).sum()))
-        geoms = geoms[polygonal]
-    if len(geoms) and (barriers.crs is None or not crs.equals(barriers.crs)):
-        msg = f"are in {barriers.crs}, the corridors in {crs.name}; reproject them"
-        raise CRSError(Problem(msg, layer="barriers"))
-    return geoms
-
-
-def _keys(xy: FloatArray) -> IntArray:
-    return np.round(xy / _GRID_M).astype(np.int64)
-
-
-def _node_index(xy: FloatArray) -> tuple[IntArray, FloatArray]:
-    """Give coordinates node ids in the order of their 1 mm keys (x, then y); also node xy."""
-    keys = _keys(xy)
-    low = keys.min(axis=0)
-    keys -= low
-    span = int(keys[:, 1].max()) + 1
-    if int(keys[:, 0].max()) < np.iinfo(np.int64).max // span:
-        flat, inverse = np.unique(keys[:, 0] * span + keys[:, 1], return_inverse=True)
-        unique = np.column_stack([flat // span, flat % span])
-    else:  # pragma: no cover - an area thousands of kilometres across
-        unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-    return inverse.ravel(), (unique + low) * _GRID_M
-
-
-def _end_coords(lines: GeomArray) -> tuple[FloatArray, FloatArray]:
-    """First and last coordinates of non-empty lines."""
-    coords, index = shapely.get_coordinates(lines, return_index=True)
-    first = np.searchsorted(index, np.arange(len(lines)))
-    last = np.concatenate([first[1:], [len(coords)]]) - 1
-    return coords[first], coords[last]
-
-
-def _inner_points(lines: GeomArray) -> FloatArray:
-    """Return a point inside each line: the middle of its first segment of non-zero length."""
-    coords, index = shapely.get_coordinates(lines, return_index=True)
-    step = np.diff(coords, axis=0)
-    usable = (index[1:] == index[:-1]) & np.any(step != 0, axis=1)
-    at = np.flatnonzero(usable)
-    _, first = np.unique(index[at], return_index=True)
-    at = at[first]
-    return coords[at] + step[at] / 2
-
-
-def _group_rank(groups: IntArray) -> IntArray:
-    """Position of each row within its run of equal values of ``groups`` (sorted)."""
-    if not len(groups):
-        return np.zeros(0, dtype=np.int64)
-    starts = np.ones(len(groups), dtype=bool)
-    starts[1:] = groups[1:] != groups[:-1]
-    first = np.maximum.accumulate(np.where(starts, np.arange(len(groups)), 0))
-    return np.arange(len(groups)) - first
-
-
-def _crosses_interior(
-    lines: GeomArray,
-    polygons: GeomArray,
-    tree: shapely.STRtree,
-    exempt: tuple[IntArray, IntArray] | None = None,
-) -> BoolArray:
-    """Which lines cross a polygon's interior; ``exempt`` = (line's owner, owner's keys)."""
-    out = np.zeros(len(lines), dtype=bool)
-    if not len(lines) or not len(polygons):
-        return out
-    li, pj = tree.query(lines, predicate="intersects")
-    if not li.size:
-        return out
-    hit = shapely.relate_pattern(lines[li], polygons[pj], _INTERIOR)
-    if exempt is not None:
-        owner, allowed = exempt
-        hit &= ~np.isin(owner[li] * len(polygons) + pj, allowed)
-    out[li[hit]] = True
-    return out
-
-
-def _containing(points: GeomArray, polygons: GeomArray, tree: shapely.STRtree) -> IntArray:
-    """Keys ``point * n_polygons + polygon`` of the polygons whose interior holds a point."""
-    if not len(points) or not len(polygons):
-        return np.zeros(0, dtype=np.int64)
-    pi, pj = tree.query(points, predicate="within")
-    return pi.astype(np.int64) * len(polygons) + pj
-
-
-def _road_crossings(lines: GeomArray, road_tree: shapely.STRtree | None) -> FloatArray:
-    if road_tree is None or not len(lines):
-        return np.zeros(len(lines))
-    li, _ = road_tree.query(lines, predicate="crosses")
-    return np.bincount(li, minlength=len(lines)).astype(float)
-
-
-def _segments(a: FloatArray, b: FloatArray) -> GeomArray:
-    return shapely.linestrings(np.stack([a, b], axis=1))
-
-
-def _cut_lines(
-    lines: GeomArray, cut_line: IntArray, cut_dist: FloatArray
-) -> tuple[GeomArray, IntArray, FloatArray]:
-    """Cut lines at distances along them, all at once.
-
-    ``cut_line``/``cut_dist`` must be sorted by line then distance, distinct, and strictly
-    inside each line. Returns the pieces ordered by line then position, each piece's
-    line, and the cut points' coordinates (in the order of the cuts).
-    """
-    n = len(lines)
-    cut_xy = shapely.get_coordinates(shapely.line_interpolate_point(lines[cut_line], cut_dist))
-    coords, vline = shapely.get_coordinates(lines, return_index=True)
-    step = np.hypot(*np.diff(coords, axis=0).T)
-    step[vline[1:] != vline[:-1]] = 0.0
-    cumulative = np.concatenate(([0.0], np.cumsum(step)))
-    first = np.searchsorted(vline, np.arange(n))
-    vdist = cumulative - cumulative[first][vline]
-
-    n_cut = len(cut_line)
-    line_ev = np.concatenate([vline, cut_line, cut_line])
-    dist_ev = np.concatenate([vdist, cut_dist, cut_dist])
-    kind_ev = np.concatenate([np.zeros(len(vline)), np.ones(n_cut), np.full(n_cut, 2.0)])
-    xy_ev = np.concatenate([coords, cut_xy, cut_xy])
-    order = np.lexsort((kind_ev, dist_ev, line_ev))
-    line_ev, kind_ev, xy_ev = line_ev[order], kind_ev[order], xy_ev[order]
-
-    cuts_per_line = np.bincount(cut_line, minlength=n)
-    cuts_before = np.concatenate(([0], np.cumsum(cuts_per_line)[:-1]))
-    local = np.cumsum(kind_ev == 2) - cuts_before[line_ev]
-    piece = np.arange(n)[line_ev] + cuts_before[line_ev] + local
-    # A vertex within a hair of a cut point gives way to the cut point.
-    close = np.zeros(len(piece), dtype=bool)
-    close[1:] = (piece[1:] == piece[:-1]) & (np.hypot(*np.diff(xy_ev, axis=0).T) < _GRID_M / 100)
-    drop = np.zeros(len(piece), dtype=bool)
-    later_vertex = close & (kind_ev == 0)
-    drop |= later_vertex
-    earlier = np.flatnonzero(close & (kind_ev != 0)) - 1
-    drop[earlier[kind_ev[earlier] == 0]] = True
-    pieces = shapely.linestrings(xy_ev[~drop], indices=piece[~drop])
-    return pieces, np.repeat(np.arange(n), cuts_per_line + 1), cut_xy
-
-
-# ----------------------------------------------------------------------- building steps
 
 
 def _allowed(values: pd.Series) -> BoolArray:
@@ -720,53 +585,6 @@ def _number_nodes(pieces: GeomArray) -> tuple[IntArray, IntArray, FloatArray, Ge
     return np.minimum(s, e), np.maximum(s, e), node_xy, pieces
 
 
-# ---------------------------------------------------------------------- attaching steps
-
-
-@dataclass(frozen=True)
-class _Context:
-    """Barriers, road lines and figures shared by the attaching steps."""
-
-    polygons: GeomArray
-    tree: shapely.STRtree
-    road_tree: shapely.STRtree | None
-    costs: _Costs
-    reach_m: float
-    spacing_m: float
-    margin_m: float
-    radius_m: float
-
-    @classmethod
-    def make(cls, rows: list[_EdgeRow], polygons: GeomArray, settings: Settings) -> _Context:
-        catalogue = settings.catalogue
-        roads = [d["geometry"] for _, _, d in rows if d.get("kind") == "road"]
-        radius = catalogue.value("supply", "radius_m")[catalogue.value("supply", "area_class")]
-        return cls(
-            polygons=polygons,
-            tree=shapely.STRtree(polygons),
-            road_tree=shapely.STRtree(np.array(roads, dtype=object)) if roads else None,
-            costs=_Costs.from_settings(settings),
-            reach_m=float(catalogue.value("network", "max_connector_m")),
-            spacing_m=float(catalogue.value("network", "lattice_spacing_m")),
-            margin_m=float(catalogue.value("network", "lattice_margin_m")),
-            radius_m=float(radius),
-        )
-
-    def open_edge(self, geometry: shapely.LineString, crossings: float) -> dict[str, Any]:
-        length = float(shapely.length(geometry))
-        weight = length * self.costs.open_per_m + crossings * self.costs.crossing_cny
-        return _edge(
-            length,
-            weight,
-            surface=OPEN_SURFACE,
-            corridor_id=None,
-            kind=None,
-            off_corridor=True,
-            road_crossings=crossings,
-            geometry=geometry,
-        )
-
-
 def _node_coords(graph: nx.Graph) -> FloatArray:
     """Coordinates of the graph's nodes, indexed by node id (ids are small ints)."""
     node_ids = np.fromiter(graph.nodes, dtype=np.int64, count=graph.number_of_nodes())
@@ -800,6 +618,83 @@ def _point_table(points: gpd.GeoDataFrame) -> tuple[list[str], FloatArray]:
     return ids[order].tolist(), shapely.get_coordinates(geoms[order])
 
 
+@dataclass(frozen=True)
+class _Links:
+    """Where points meet the corridor edges: the computed part of attaching them.
+
+    ``points`` (indices) join nodes ``at``; edges ``cut_edges`` (indices into the edge
+    rows) are split into ``pieces`` (``piece_line`` tells whose) at new nodes
+    ``cut_nodes`` placed at ``cut_xy``.
+    """
+
+    points: IntArray
+    at: IntArray
+    cut_edges: IntArray
+    pieces: GeomArray
+    piece_line: IntArray
+    cut_nodes: IntArray
+    cut_xy: FloatArray
+
+
+def _corridor_links(
+    ctx: _Context,
+    *,
+    ends: tuple[IntArray, IntArray],
+    geoms: GeomArray,
+    node_xy: FloatArray,
+    pts: GeomArray,
+    next_id: int,
+) -> tuple[_Links | None, int]:
+    """Find for each point the nearest corridor edge it may join and where; next node id.
+
+    ``ends`` are the lower and higher node of each edge, ``geoms`` their lines (any
+    orientation), both sorted by ``ends``.
+    """
+    eu, ev = ends
+    geoms = geoms.copy()
+    start, _ = _end_coords(geoms)
+    flip = np.hypot(*(start - node_xy[ev]).T) < np.hypot(*(start - node_xy[eu]).T)
+    geoms[flip] = shapely.reverse(geoms[flip])
+
+    pi, ei = shapely.STRtree(geoms).query(pts, predicate="dwithin", distance=ctx.reach_m)
+    if not pi.size:
+        return None, next_id
+    dist = shapely.distance(pts[pi], geoms[ei])
+    order = np.lexsort((ei, dist, pi))
+    pi, ei, dist = pi[order], ei[order], dist[order]
+    few = _group_rank(pi) < _CANDIDATE_EDGES
+    pi, ei, dist = pi[few], ei[few], dist[few]
+    along = shapely.line_locate_point(geoms[ei], pts[pi])
+    proj = shapely.get_coordinates(shapely.line_interpolate_point(geoms[ei], along))
+    xy = shapely.get_coordinates(pts)
+    connectors = _segments(xy[pi], proj)
+    exempt = (pi.astype(np.int64), _containing(pts, ctx.polygons, ctx.tree))
+    blocked = _crosses_interior(connectors, ctx.polygons, ctx.tree, exempt) & (dist > _GRID_M)
+    free = np.flatnonzero(~blocked)
+    _, first = np.unique(pi[free], return_index=True)
+    chosen = free[first]
+    if not chosen.size:
+        return None, next_id
+    cp, ce, calong = pi[chosen], ei[chosen], along[chosen]
+    length = shapely.length(geoms[ce])
+    at = np.where(calong <= _GRID_M, eu[ce], np.where(calong >= length - _GRID_M, ev[ce], -1))
+
+    inner = np.flatnonzero(at < 0)
+    no_int = np.zeros(0, dtype=np.int64)
+    links = _Links(cp, at, no_int, np.zeros(0, dtype=object), no_int, no_int, np.zeros((0, 2)))
+    if inner.size:
+        bucket = np.stack([ce[inner], np.round(calong[inner] / _GRID_M).astype(np.int64)], 1)
+        uniq, rep, inverse = np.unique(bucket, axis=0, return_index=True, return_inverse=True)
+        cut_edges, cut_line = np.unique(uniq[:, 0], return_inverse=True)
+        cut_dist = calong[inner][rep]
+        pieces, piece_line, cut_xy = _cut_lines(geoms[cut_edges], cut_line.ravel(), cut_dist)
+        cut_nodes = next_id + np.arange(len(uniq))
+        next_id += len(uniq)
+        at[inner] = cut_nodes[inverse.ravel()]
+        links = _Links(cp, at, cut_edges, pieces, piece_line, cut_nodes, cut_xy)
+    return links, next_id
+
+
 def _attach_to_corridors(
     graph: nx.Graph,
     ctx: _Context,
@@ -823,60 +718,30 @@ def _attach_to_corridors(
     eu, ev = eu[order], ev[order]
     data = [rows[i][2] for i in order.tolist()]
     geoms = np.array([d["geometry"] for d in data], dtype=object)
-    node_xy = _node_coords(graph)
-    start, _ = _end_coords(geoms)
-    flip = np.hypot(*(start - node_xy[ev]).T) < np.hypot(*(start - node_xy[eu]).T)
-    geoms[flip] = shapely.reverse(geoms[flip])
-
-    pi, ei = shapely.STRtree(geoms).query(pts, predicate="dwithin", distance=ctx.reach_m)
-    if not pi.size:
+    links, next_id = _corridor_links(
+        ctx, ends=(eu, ev), geoms=geoms, node_xy=_node_coords(graph), pts=pts, next_id=next_id
+    )
+    if links is None:
         return attached, next_id
-    dist = shapely.distance(pts[pi], geoms[ei])
-    order = np.lexsort((ei, dist, pi))
-    pi, ei, dist = pi[order], ei[order], dist[order]
-    few = _group_rank(pi) < _CANDIDATE_EDGES
-    pi, ei, dist = pi[few], ei[few], dist[few]
-    along = shapely.line_locate_point(geoms[ei], pts[pi])
-    proj = shapely.get_coordinates(shapely.line_interpolate_point(geoms[ei], along))
-    xy = shapely.get_coordinates(pts)
-    connectors = _segments(xy[pi], proj)
-    exempt = (pi.astype(np.int64), _containing(pts, ctx.polygons, ctx.tree))
-    blocked = _crosses_interior(connectors, ctx.polygons, ctx.tree, exempt) & (dist > _GRID_M)
-    free = np.flatnonzero(~blocked)
-    _, first = np.unique(pi[free], return_index=True)
-    chosen = free[first]
-    if not chosen.size:
-        return attached, next_id
-    cp, ce, calong = pi[chosen], ei[chosen], along[chosen]
-    length = shapely.length(geoms[ce])
-    at = np.where(calong <= _GRID_M, eu[ce], np.where(calong >= length - _GRID_M, ev[ce], -1))
-
-    inner = np.flatnonzero(at < 0)
-    if inner.size:
-        bucket = np.stack([ce[inner], np.round(calong[inner] / _GRID_M).astype(np.int64)], 1)
-        uniq, rep, inverse = np.unique(bucket, axis=0, return_index=True, return_inverse=True)
-        cut_edges, cut_line = np.unique(uniq[:, 0], return_inverse=True)
-        cut_dist = calong[inner][rep]
-        pieces, piece_line, cut_xy = _cut_lines(geoms[cut_edges], cut_line.ravel(), cut_dist)
-        cut_nodes = next_id + np.arange(len(uniq))
-        next_id += len(uniq)
-        at[inner] = cut_nodes[inverse.ravel()]
+    cp, at = links.points, links.at
+    if links.cut_nodes.size:
         graph.add_nodes_from(
             (int(n), {"x": float(x), "y": float(y), "road_crossing": False})
-            for n, (x, y) in zip(cut_nodes, cut_xy, strict=True)
+            for n, (x, y) in zip(links.cut_nodes, links.cut_xy, strict=True)
         )
-        old = [data[i] for i in cut_edges.tolist()]
+        old = [data[i] for i in links.cut_edges.tolist()]
         _replace_split_edges(
             graph,
             ctx,
-            edges=(eu[cut_edges], ev[cut_edges], old),
-            pieces=pieces,
-            piece_line=piece_line,
-            cut_nodes=cut_nodes,
+            edges=(eu[links.cut_edges], ev[links.cut_edges], old),
+            pieces=links.pieces,
+            piece_line=links.piece_line,
+            cut_nodes=links.cut_nodes,
         )
 
     point_nodes = next_id + np.arange(len(cp))
     next_id += len(cp)
+    xy = shapely.get_coordinates(pts)
     # Connectors end exactly on their node (projections within 1 mm share a node).
     cproj = np.array([(graph.nodes[n]["x"], graph.nodes[n]["y"]) for n in at.tolist()])
     lines = _segments(cproj, xy[cp])
@@ -950,11 +815,8 @@ def _attach_over_open_ground(
 ) -> int:
     """Route the points in ``todo`` over local open-ground lattices; return next node id.
 
-    Points within two lattice margins of each other form a cluster with one lattice. It
-    spans the cluster and, for each member, the nearest corridor node or attached point
-    within the LV supply radius (``[supply] radius_m`` of the default area class); when
-    there is none, every other point within that radius (e.g. the supply). Points that
-    end up with no link to the lattice are removed again.
+    See :func:`geoplan._lattice.open_ground_patches`. Points that end up with no link to
+    the lattice are removed again.
     """
     xy = shapely.get_coordinates(pts)
     point_nodes = next_id + np.arange(len(todo))
@@ -965,35 +827,29 @@ def _attach_over_open_ground(
     )
     anchor_ids = np.array([n for n, d in graph.nodes(data=True) if not d.get("lattice")])
     anchor_xy = np.array([(graph.nodes[n]["x"], graph.nodes[n]["y"]) for n in anchor_ids.tolist()])
-    anchor_pts = shapely.points(anchor_xy)
-    anchors = (anchor_ids, anchor_pts, shapely.STRtree(anchor_pts))
-    fixed = np.flatnonzero(~np.isin(anchor_ids, point_nodes))
-    fixed_tree = shapely.STRtree(anchor_pts[fixed]) if fixed.size else None
-    every_point = shapely.STRtree(pts)
-
-    link = 2 * ctx.margin_m
-    a, b = shapely.STRtree(pts[todo]).query(pts[todo], predicate="dwithin", distance=link)
-    adjacency = sparse.coo_array((np.ones(len(a)), (a, b)), shape=(len(todo), len(todo)))
-    n_clusters, label = csgraph.connected_components(adjacency, directed=False)
-    for cluster in range(n_clusters):  # labels follow the lowest member: deterministic
-        members = todo[label == cluster]
-        extent = [xy[members]]
-        nearest = np.zeros(0, dtype=np.int64)
-        if fixed_tree is not None:  # the nearest corridor node or attached point, in reach
-            _, nearest = fixed_tree.query_nearest(pts[members], max_distance=ctx.radius_m)
-            extent.append(anchor_xy[fixed[nearest]])
-        if not nearest.size:  # nothing to lean on: take in the other points around
-            _, near = every_point.query(pts[members], predicate="dwithin", distance=ctx.radius_m)
-            extent.append(xy[near])
-        stacked = np.concatenate(extent)
-        low, high = stacked.min(axis=0) - ctx.margin_m, stacked.max(axis=0) + ctx.margin_m
-        logger.debug(
-            "open-ground lattice for %d points over %.0f x %.0f m",
-            len(members),
-            *(high - low),
+    patches, next_id = open_ground_patches(
+        ctx,
+        pts=pts,
+        todo=todo,
+        point_nodes=point_nodes,
+        anchors=(anchor_ids, anchor_xy),
+        next_id=next_id,
+    )
+    for patch in patches:
+        graph.add_nodes_from(
+            (int(n), {"x": float(x), "y": float(y), "lattice": True})
+            for n, (x, y) in zip(patch.nodes.tolist(), patch.node_xy.tolist(), strict=True)
         )
-        next_id = _lattice(graph, ctx, (low, high), anchors, next_id)
-
+        graph.add_edges_from(
+            (int(a), int(b), ctx.open_edge(line, rc))
+            for a, b, line, rc in zip(
+                patch.a.tolist(),
+                patch.b.tolist(),
+                patch.lines,
+                patch.crossings.tolist(),
+                strict=True,
+            )
+        )
     for i, node in zip(todo.tolist(), point_nodes.tolist(), strict=True):
         if graph.degree(node):
             nodes[ids[i]] = node
@@ -1002,111 +858,194 @@ def _attach_over_open_ground(
     return next_id
 
 
-def _lattice(
-    graph: nx.Graph,
-    ctx: _Context,
-    bounds: tuple[FloatArray, FloatArray],
-    anchors: tuple[IntArray, GeomArray, shapely.STRtree],
-    next_id: int,
-) -> int:
-    """Add an 8-neighbour lattice over ``bounds`` linking the anchor nodes inside it.
+# ------------------------------------------------------------------ attaching, as arrays
 
-    Lattice nodes and edges avoid the barriers (merged locally, so a shared wall blocks);
-    each anchor joins the lattice nodes within two steps, or failing that its nearest
-    ones within ``max_connector_m``, by connectors that avoid the barriers too (except a
-    barrier the anchor stands in). Only lattice parts joining two or more anchors stay.
+
+def attach_arrays(
+    arrays: GraphArrays, points: gpd.GeoDataFrame, *, barriers: gpd.GeoSeries, settings: Settings
+) -> tuple[GraphArrays, dict[str, int]]:
+    """Connect points to the routing graph held as arrays; see :func:`attach_points`.
+
+    The same connectors, split edges and lattices as :func:`attach_points` makes on a
+    networkx graph, computed on arrays without a graph (nor a copy of one): what a city
+    of a million edges needs. Edge rows come out in another order; node ids are the same.
+
+    Returns
+    -------
+    arrays
+        New arrays with the points, connectors, split edges and lattice added.
+    nodes
+        The node of each connected point, by id.
     """
-    step = ctx.spacing_m
-    (x0, y0), (x1, y1) = bounds
-    gx = np.arange(math.floor(x0 / step), math.ceil(x1 / step) + 1) * step
-    gy = np.arange(math.floor(y0 / step), math.ceil(y1 / step) + 1) * step
-    grid_x, grid_y = np.meshgrid(gx, gy, indexing="ij")
-    lat_xy = np.column_stack([grid_x.ravel(), grid_y.ravel()])
-    lat_pts = shapely.points(lat_xy)
-    frame = shapely.box(gx[0], gy[0], gx[-1], gy[-1])
-    local = ctx.polygons[ctx.tree.query(frame, predicate="intersects")]
-    if len(local) > 1:
-        local = shapely.get_parts(shapely.union_all(local))
-    tree = shapely.STRtree(local)
-    valid = np.ones(len(lat_xy), dtype=bool)
-    if len(local):
-        inside, _ = tree.query(lat_pts, predicate="within")
-        valid[inside] = False
-
-    index = np.arange(len(lat_xy)).reshape(len(gx), len(gy))
-    neighbours = (
-        (index[:-1, :], index[1:, :]),
-        (index[:, :-1], index[:, 1:]),
-        (index[:-1, :-1], index[1:, 1:]),
-        (index[:-1, 1:], index[1:, :-1]),
-    )
-    ea = np.concatenate([n[0].ravel() for n in neighbours])
-    eb = np.concatenate([n[1].ravel() for n in neighbours])
-    both = valid[ea] & valid[eb]
-    ea, eb = ea[both], eb[both]
-    lines = _segments(lat_xy[ea], lat_xy[eb])
-    free = ~_crosses_interior(lines, local, tree)
-    ea, eb, lines = ea[free], eb[free], lines[free]
-
-    anchor_ids, anchor_pts, anchor_tree = anchors
-    ai = np.sort(anchor_tree.query(frame, predicate="intersects"))
-    usable = np.flatnonzero(valid)
-    if not ai.size or not usable.size:
-        return next_id
-    a_pts = anchor_pts[ai]
-    a_xy = shapely.get_coordinates(a_pts)
-    node_tree = shapely.STRtree(lat_pts[usable])
-    exempt_keys = _containing(a_pts, local, tree)
-    pa, pl = node_tree.query(a_pts, predicate="dwithin", distance=2 * step)
-    ok = ~_crosses_interior(
-        _segments(a_xy[pa], lat_xy[usable[pl]]), local, tree, (pa.astype(np.int64), exempt_keys)
-    )
-    pa, pl = pa[ok], pl[ok]
-    lonely = np.setdiff1d(np.arange(len(ai)), pa)
-    if lonely.size:
-        qa, ql = node_tree.query(a_pts[lonely], predicate="dwithin", distance=ctx.reach_m)
-        dist = shapely.distance(a_pts[lonely][qa], lat_pts[usable[ql]])
-        order = np.lexsort((ql, dist, qa))
-        qa, ql = qa[order], ql[order]
-        few = _group_rank(qa) < _LATTICE_NEAREST
-        qa, ql = lonely[qa[few]], ql[few]
-        ok = ~_crosses_interior(
-            _segments(a_xy[qa], lat_xy[usable[ql]]), local, tree, (qa.astype(np.int64), exempt_keys)
+    crs = _metric_crs(arrays.crs, "routing graph")
+    if points.crs is None or not crs.equals(pyproj.CRS.from_user_input(points.crs)):
+        msg = f"points are in {points.crs}, the routing graph in {crs.name}; reproject them"
+        raise CRSError(Problem(msg, layer="points"))
+    ids, xy = _point_table(points)
+    nodes: dict[str, int] = {}
+    if not ids:
+        return arrays, nodes
+    rows = np.flatnonzero(~arrays.off_corridor)
+    rows = rows[np.lexsort((arrays.v[rows], arrays.u[rows]))]
+    roads = arrays.geometry[rows][arrays.kind[rows] == "road"]
+    ctx = _Context.make(roads, _barrier_array(barriers, crs), settings)
+    pts = shapely.points(xy)
+    node_xy, crossing = arrays.node_xy, arrays.road_crossing
+    next_id = arrays.n_nodes
+    edges = arrays.edges_where(np.arange(arrays.n_edges))
+    new_edges: list[dict[str, np.ndarray]] = []
+    point_id = dict(arrays.point_id)
+    new_xy: list[FloatArray] = [node_xy]
+    attached = np.zeros(len(ids), dtype=bool)
+    links = None
+    if rows.size:
+        links, next_id = _corridor_links(
+            ctx,
+            ends=(arrays.u[rows], arrays.v[rows]),
+            geoms=arrays.geometry[rows],
+            node_xy=node_xy,
+            pts=pts,
+            next_id=next_id,
         )
-        pa, pl = np.concatenate([pa, qa[ok]]), np.concatenate([pl, ql[ok]])
-    pl = usable[pl]
+    if links is not None:
+        if links.cut_nodes.size:
+            new_xy.append(links.cut_xy)
+            crossing = np.concatenate([crossing, np.zeros(len(links.cut_nodes), dtype=bool)])
+            split = rows[links.cut_edges]
+            new_edges.append(_split_edge_rows(arrays, ctx, split, links, crossing))
+            keep = np.ones(arrays.n_edges, dtype=bool)
+            keep[split] = False
+            edges = arrays.edges_where(keep)
+        cp, at = links.points, links.at
+        point_nodes = next_id + np.arange(len(cp))
+        next_id += len(cp)
+        all_xy = np.concatenate(new_xy)
+        lines = _segments(all_xy[at], xy[cp])
+        new_edges.append(_open_edge_rows(ctx, at, point_nodes, lines))
+        new_xy.append(xy[cp])
+        point_id.update(zip(point_nodes.tolist(), (ids[p] for p in cp.tolist()), strict=True))
+        attached[cp] = True
+    todo = np.flatnonzero(~attached)
+    lattice_xy: list[FloatArray] = []
+    first_lattice = next_id
+    if todo.size:
+        point_nodes = next_id + np.arange(len(todo))
+        next_id += len(todo)
+        first_lattice = next_id
+        new_xy.append(xy[todo])
+        anchor_xy = np.concatenate(new_xy)
+        patches, next_id = open_ground_patches(
+            ctx,
+            pts=pts,
+            todo=todo,
+            point_nodes=point_nodes,
+            anchors=(np.arange(len(anchor_xy)), anchor_xy),
+            next_id=next_id,
+        )
+        linked: set[int] = set()
+        for patch in patches:
+            lattice_xy.append(patch.node_xy)
+            new_edges.append(_open_edge_rows(ctx, patch.a, patch.b, patch.lines, patch.crossings))
+            linked.update(patch.a.tolist())
+            linked.update(patch.b.tolist())
+        for i, node in zip(todo.tolist(), point_nodes.tolist(), strict=True):
+            if node in linked:
+                point_id[node] = ids[i]
+    node_xy = np.concatenate([*new_xy, *lattice_xy])
+    added = len(node_xy) - arrays.n_nodes
+    crossing = np.concatenate([arrays.road_crossing, np.zeros(added, dtype=bool)])
+    lattice = np.concatenate([arrays.lattice, np.zeros(added, dtype=bool)])
+    lattice[first_lattice:] = True
+    for name, value in point_id.items():
+        if name >= arrays.n_nodes:
+            nodes[value] = name
+    merged = {name: np.concatenate([edges[name], *(e[name] for e in new_edges)]) for name in edges}
+    out = replace(
+        arrays,
+        node_xy=node_xy,
+        road_crossing=crossing,
+        lattice=lattice,
+        point_id=point_id,
+        **merged,
+    )
+    logger.info(
+        "attached %d points: %d to corridors, %d over open ground, %d not connected",
+        len(ids),
+        int(attached.sum()),
+        len(nodes) - int(attached.sum()),
+        len(ids) - len(nodes),
+    )
+    return out, dict(sorted(nodes.items()))
 
-    n_lat, n_anchor = len(lat_xy), len(ai)
-    rows, cols = np.concatenate([ea, n_lat + pa]), np.concatenate([eb, pl])
-    adjacency = sparse.coo_array(
-        (np.ones(len(rows)), (rows, cols)), shape=(n_lat + n_anchor, n_lat + n_anchor)
+
+def _open_edge_rows(
+    ctx: _Context,
+    a: IntArray,
+    b: IntArray,
+    lines: GeomArray,
+    crossings: FloatArray | None = None,
+) -> dict[str, np.ndarray]:
+    """Edge arrays of open-ground edges ``a``-``b`` along ``lines`` (drawn from a to b)."""
+    if crossings is None:
+        crossings = _road_crossings(lines, ctx.road_tree)
+    length = shapely.length(lines)
+    flip = a > b
+    lines = lines.copy()
+    lines[flip] = shapely.reverse(lines[flip])
+    n = len(a)
+    return {
+        "u": np.minimum(a, b).astype(np.int64),
+        "v": np.maximum(a, b).astype(np.int64),
+        "length_m": length,
+        "weight": length * ctx.costs.open_per_m + crossings * ctx.costs.crossing_cny,
+        "surface": np.full(n, OPEN_SURFACE, dtype=object),
+        "corridor_id": np.full(n, None, dtype=object),
+        "kind": np.full(n, None, dtype=object),
+        "off_corridor": np.ones(n, dtype=bool),
+        "road_crossings": crossings.astype(float),
+        "geometry": lines,
+    }
+
+
+def _split_edge_rows(
+    arrays: GraphArrays, ctx: _Context, split: IntArray, links: _Links, crossing: BoolArray
+) -> dict[str, np.ndarray]:
+    """Edge arrays of the pieces of split edges (rows ``split``); see _replace_split_edges."""
+    piece_line, cut_nodes, pieces = links.piece_line, links.cut_nodes, links.pieces
+    eu, ev = arrays.u[split], arrays.v[split]
+    cuts_per_edge = np.bincount(piece_line) - 1
+    cuts_before = np.concatenate(([0], np.cumsum(cuts_per_edge)[:-1]))
+    rank = _group_rank(piece_line)
+    last = rank == cuts_per_edge[piece_line]
+    before = np.clip(cuts_before[piece_line] + rank - 1, 0, None)
+    after = np.clip(cuts_before[piece_line] + rank, None, len(cut_nodes) - 1)
+    start = np.where(rank == 0, eu[piece_line], cut_nodes[before])
+    end = np.where(last, ev[piece_line], cut_nodes[after])
+    piece_length = shapely.length(pieces)
+    total = np.bincount(piece_line, weights=piece_length)
+    cny = ctx.costs.crossing_cny
+    old_rc = arrays.road_crossings[split][piece_line]
+    share = np.where(
+        old_rc > 0,
+        0.5 * (((rank == 0) & crossing[start]).astype(float) + (last & crossing[end])),
+        0.0,
     )
-    _, label = csgraph.connected_components(adjacency, directed=False)
-    per_component = np.bincount(label[n_lat:], minlength=label.max() + 1)
-    good = per_component >= 2
-    kept = valid & good[label[:n_lat]]
-    if not kept.any():
-        return next_id
-    new_id = np.full(n_lat, -1, dtype=np.int64)
-    new_id[kept] = next_id + np.arange(int(kept.sum()))
-    next_id += int(kept.sum())
-    graph.add_nodes_from(
-        (int(new_id[i]), {"x": float(lat_xy[i, 0]), "y": float(lat_xy[i, 1]), "lattice": True})
-        for i in np.flatnonzero(kept).tolist()
-    )
-    keep_edges = good[label[ea]]
-    ea, eb, lines = ea[keep_edges], eb[keep_edges], lines[keep_edges]
-    crossings = _road_crossings(lines, ctx.road_tree)
-    graph.add_edges_from(
-        (int(new_id[a]), int(new_id[b]), ctx.open_edge(line, rc))
-        for a, b, line, rc in zip(ea, eb, lines, crossings.tolist(), strict=True)
-    )
-    keep_links = good[label[pl]]
-    pa, pl = pa[keep_links], pl[keep_links]
-    links = _segments(a_xy[pa], lat_xy[pl])
-    crossings = _road_crossings(links, ctx.road_tree)
-    graph.add_edges_from(
-        (int(anchor_ids[ai[a]]), int(new_id[b]), ctx.open_edge(line, rc))
-        for a, b, line, rc in zip(pa, pl, links, crossings.tolist(), strict=True)
-    )
-    return next_id
+    base = arrays.weight[split][piece_line] - old_rc * cny
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fraction = np.where(total[piece_line] > 0, piece_length / total[piece_line], 0.0)
+    geometry = pieces.copy()
+    flip = start > end
+    geometry[flip] = shapely.reverse(geometry[flip])
+    source = split[piece_line]
+    return {
+        "u": np.minimum(start, end).astype(np.int64),
+        "v": np.maximum(start, end).astype(np.int64),
+        "length_m": piece_length,
+        "weight": base * fraction + share * cny,
+        "surface": arrays.surface[source],
+        "corridor_id": arrays.corridor_id[source],
+        "kind": arrays.kind[source],
+        "off_corridor": arrays.off_corridor[source],
+        "road_crossings": share,
+        "geometry": geometry,
+    }

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import geopandas as gpd
 import pandas as pd
 import pyproj
 import shapely
 
+from ._graph import GraphArrays, to_networkx
 from .boxes import site_boxes
 from .costs import costs_by_compound
 from .electrical import design_load_kw, size_cables
 from .errors import LayerError, Problem
 from .hazards import compound_hazard, rank_priority, score_wires
 from .layers import Layers
-from .network import attach_points, build_graph
+from .network import attach_arrays, attach_points, build_arrays
 from .power_flow import check_power_flow as run_power_flow_check
 from .routing import Routes, route, supply_candidates
 from .schema import conform
@@ -63,6 +66,32 @@ class Plan:
     def crs(self) -> pyproj.CRS:
         """The working CRS of every layer."""
         return self.layers.crs
+
+
+NETWORKX_MAX_EDGES = 50_000
+"""Largest routing graph (edges) that ``engine="auto"`` routes with networkx."""
+
+
+class _Clock:
+    """Adds the seconds since its last call to ``timings[name]`` (when timings are kept).
+
+    ``clock("snapping")`` books the time that just ended to snapping; :meth:`skip` drops
+    time that a callee booked itself.
+    """
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[name] = self.timings.get(name, 0.0) + now - self.last
+        self.last = now
+
+    def skip(self) -> None:
+        """Start counting afresh."""
+        self.last = time.perf_counter()
 
 
 def _cable_id(supply_id: str, box_id: str) -> str:
@@ -129,6 +158,8 @@ def plan(
     settings: Settings | None = None,
     progress: Callable[[str], None] | None = None,
     check_power_flow: bool = False,
+    engine: Literal["auto", "networkx", "csgraph"] = "auto",
+    timings: dict[str, float] | None = None,
 ) -> Plan:
     """Make the plan: boxes, supply assignment, cables, shared trenches, costs, hazards.
 
@@ -143,6 +174,12 @@ def plan(
     check_power_flow
         Also run a pandapower load flow of the planned cables and record the largest
         difference from geoplan's voltage drops in ``stats`` (needs pandapower).
+    engine
+        How to route: ``"networkx"`` (the reference), ``"csgraph"`` (the compiled path on
+        arrays, for cities; same routes and costs) or ``"auto"``: networkx up to
+        :data:`NETWORKX_MAX_EDGES` graph edges, csgraph above.
+    timings
+        When given, the seconds spent in each stage are added to it (for benchmarks).
 
     Returns
     -------
@@ -151,6 +188,7 @@ def plan(
     """
     settings = settings or Settings()
     catalogue = settings.catalogue
+    clock = _Clock(timings)
     step = progress or (lambda _name: None)
 
     step("meter boxes")
@@ -160,6 +198,7 @@ def plan(
         supplies=layers["supply_points"],
         settings=settings,
     )
+    clock("meter boxes")
     radius_m = _radius_by_compound(layers["compounds"], settings)
     power_factor = float(catalogue.value("loads", "power_factor"))
     basis = boxes["used"] if settings.load_basis == "applicants" else boxes["rooms"]
@@ -175,7 +214,10 @@ def plan(
 
     step("routing graph")
     barriers = _barriers(layers)
-    graph = build_graph(layers["corridors"], barriers=barriers, settings=settings)
+    arrays = build_arrays(
+        layers["corridors"], barriers=barriers, settings=settings, timings=timings
+    )
+    clock.skip()
     candidates = supply_candidates(
         layers["supply_points"], layers["feeders"], boxes, settings=settings
     )
@@ -187,10 +229,20 @@ def plan(
         geometry=list(boxes.geometry) + list(candidates.geometry),
         crs=layers.crs,
     )
-    graph, nodes = attach_points(graph, points, barriers=barriers, settings=settings)
+    if engine == "networkx" or (engine == "auto" and arrays.n_edges <= NETWORKX_MAX_EDGES):
+        graph, nodes = attach_points(
+            to_networkx(arrays), points, barriers=barriers, settings=settings
+        )
+    else:
+        graph, nodes = attach_arrays(arrays, points, barriers=barriers, settings=settings)
+    clock("snapping")
 
     step("assignment and trenches")
-    routes = route(graph, nodes, work, candidates, settings=settings)
+    routes = route(graph, nodes, work, candidates, settings=settings, timings=timings)
+    if isinstance(graph, GraphArrays):
+        clock.skip()  # route() booked its own steps
+    else:
+        clock("assignment and trenches")
 
     step("cable sizing")
     supply_of = dict(zip(routes.assignment["box_id"], routes.assignment["supply_id"], strict=True))
@@ -208,6 +260,8 @@ def plan(
         boxes[["box_id", "block_id", "compound_id", "geometry"]], on="box_id", how="left"
     )
     unserved = gpd.GeoDataFrame(unserved, geometry="geometry", crs=layers.crs)
+
+    clock("cable sizing")
 
     step("hazards and costs")
     removals = _removals(layers, boxes, set(supply_of), settings)
@@ -227,6 +281,7 @@ def plan(
     meter_boxes = conform(boxes, "meter_boxes")
     cables = conform(cables.sort_values("cable_id", ignore_index=True), "cables")
     stats = _stats(meter_boxes, cables, routes, unserved)
+    clock("hazards and costs")
     power_flow = None
     if check_power_flow:
         step("power flow check")
@@ -236,6 +291,7 @@ def plan(
             float(difference.max()) if difference.notna().any() else 0.0
         )
         stats["power_flow_unsolved_cables"] = int(difference.isna().sum())
+        clock("power flow check")
     return Plan(
         meter_boxes=meter_boxes,
         cables=cables,

@@ -11,6 +11,7 @@ share trenches along an approximate Steiner tree, so that each trench metre is d
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -21,8 +22,10 @@ import pandas as pd
 import shapely
 from networkx.algorithms.approximation import steiner_tree
 from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_array
+from scipy.sparse import coo_array, csgraph
 
+from . import _fastroute
+from ._graph import GraphArrays
 from .network import path_geometry
 from .settings import Settings
 
@@ -221,11 +224,20 @@ def assign(
     candidates: pd.DataFrame,
     *,
     cable_cost_cny_per_m: float = 0.0,
+    max_part_pairs: int | None = 4000,
+    time_limit_s: float | None = None,
 ) -> pd.DataFrame:
-    """Assign boxes to supplies exactly: most boxes served, then least cost.
+    """Assign boxes to supplies: most boxes served, then least cost.
 
-    The problem splits into independent parts (boxes linked through candidates they can
-    reach); each part is an integer programme solved by HiGHS.
+    The problem splits into independent parts (boxes linked through the supplies they
+    can reach, which the LV supply radius keeps local). In a part where every box can
+    take its cheapest supply without overloading one, that choice is optimal and taken
+    as it is. Other parts are integer programmes solved exactly by HiGHS, several small
+    parts per call. A part with more than ``max_part_pairs`` pairs (a city-wide web of
+    overlapping supply areas) is split: only the overloaded supplies and the boxes and
+    supplies around them, grown outwards until ``max_part_pairs``, are solved exactly,
+    with the capacity the rest of the part leaves them; the other boxes keep their
+    cheapest supply. That is exact unless an overload's effects reach farther.
 
     Parameters
     ----------
@@ -238,6 +250,10 @@ def assign(
         group's spare capacity and circuits.
     cable_cost_cny_per_m
         Added to each pair's trench cost per metre of route, for the cable itself.
+    max_part_pairs
+        Largest part solved whole; ``None`` never splits a part.
+    time_limit_s
+        Time limit of each HiGHS call (the best solution found by then is taken).
 
     Returns
     -------
@@ -251,24 +267,140 @@ def assign(
     circuits = candidates.groupby("group")["circuits"].first()
     demand = dict(zip(boxes["box_id"], boxes["demand_kva"], strict=True))
     pairs = pairs.assign(group=pairs["candidate_id"].map(group_of))
-    link = nx.Graph()
-    link.add_edges_from(zip("b:" + pairs["box_id"], "g:" + pairs["group"], strict=True))
-    chosen = []
-    for part in sorted(nx.connected_components(link), key=min):
-        part_boxes = sorted(n[2:] for n in part if n.startswith("b:"))
-        part_pairs = pairs[pairs["box_id"].isin(part_boxes)].sort_values(["box_id", "candidate_id"])
-        chosen.append(
-            _solve_part(
-                part_pairs,
-                part_boxes,
-                demand=demand,
-                spare=spare,
-                circuits=circuits,
-                cable_cost_cny_per_m=cable_cost_cny_per_m,
+    pairs = pairs.sort_values(["box_id", "candidate_id"], ignore_index=True)
+    pairs["total"] = pairs["cost_cny"] + cable_cost_cny_per_m * pairs["length_m"]
+    box_code, box_names = pd.factorize(pairs["box_id"], sort=True)
+    group_code, group_names = pd.factorize(pairs["group"], sort=True)
+    n_boxes, n_groups = len(box_names), len(group_names)
+    link = coo_array(
+        (np.ones(len(pairs)), (box_code, n_boxes + group_code)),
+        shape=(n_boxes + n_groups, n_boxes + n_groups),
+    )
+    _, label = csgraph.connected_components(link, directed=False)
+    part = label[box_code]
+
+    # Each box's cheapest pair (the first of equals); where no supply is overloaded by
+    # it, that is the part's optimum.
+    order = np.lexsort((np.arange(len(pairs)), pairs["total"].to_numpy(), box_code))
+    cheapest = order[np.r_[True, box_code[order][1:] != box_code[order][:-1]]]
+    kva = pairs["box_id"].map(demand).to_numpy(float)
+    group_spare = spare.loc[group_names].to_numpy(float)
+    group_circuits = circuits.loc[group_names].to_numpy(float)
+    load = np.bincount(group_code[cheapest], weights=kva[cheapest], minlength=n_groups)
+    used = np.bincount(group_code[cheapest], minlength=n_groups)
+    over = (load > group_spare + 1e-9) | (used > group_circuits)
+    bad_part = np.zeros(label.max() + 1, dtype=bool)
+    bad_part[label[n_boxes + np.flatnonzero(over)]] = True
+    keep = cheapest[~bad_part[part[cheapest]]]
+    chosen = [pairs.loc[keep, ["box_id", "candidate_id"]]]
+
+    solve = _Solver(pairs, demand, spare, circuits, time_limit_s)
+    bad = np.flatnonzero(bad_part[part])
+    sizes = np.bincount(part[bad], minlength=label.max() + 1)
+    batch: list[np.ndarray] = []
+    batch_size = 0
+    for p in np.flatnonzero(bad_part):  # parts in label order: deterministic
+        rows = bad[part[bad] == p]
+        if max_part_pairs is not None and sizes[p] > max_part_pairs:
+            chosen.append(
+                _solve_large_part(
+                    pairs,
+                    rows,
+                    cheapest=cheapest,
+                    over=over,
+                    codes=(box_code, group_code),
+                    solve=solve,
+                    max_pairs=max_part_pairs,
+                )
             )
-        )
+            continue
+        batch.append(rows)
+        batch_size += len(rows)
+        if max_part_pairs is None or batch_size >= max_part_pairs:
+            chosen.append(solve(np.concatenate(batch)))
+            batch, batch_size = [], 0
+    if batch:
+        chosen.append(solve(np.concatenate(batch)))
+    logger.info(
+        "assignment: %d parts, %d solved by the cheapest supply, %d as integer programmes",
+        int(label[:n_boxes].max()) + 1 if n_boxes else 0,
+        int((~bad_part).sum()),
+        int(bad_part.sum()),
+    )
     result = pd.concat(chosen, ignore_index=True)
     return result.sort_values("box_id", ignore_index=True)
+
+
+@dataclass(frozen=True)
+class _Solver:
+    """Solves the assignment of some pairs' boxes exactly, with given capacities left."""
+
+    pairs: pd.DataFrame
+    demand: dict[str, float]
+    spare: pd.Series
+    circuits: pd.Series
+    time_limit_s: float | None
+
+    def __call__(
+        self,
+        rows: np.ndarray,
+        spare: pd.Series | None = None,
+        circuits: pd.Series | None = None,
+    ) -> pd.DataFrame:
+        part_pairs = self.pairs.iloc[np.sort(rows)]
+        return _solve_part(
+            part_pairs,
+            sorted(part_pairs["box_id"].unique()),
+            demand=self.demand,
+            spare=self.spare if spare is None else spare,
+            circuits=self.circuits if circuits is None else circuits,
+            time_limit_s=self.time_limit_s,
+        )
+
+
+def _solve_large_part(
+    pairs: pd.DataFrame,
+    rows: np.ndarray,
+    *,
+    cheapest: np.ndarray,
+    over: np.ndarray,
+    codes: tuple[np.ndarray, np.ndarray],
+    solve: _Solver,
+    max_pairs: int,
+) -> pd.DataFrame:
+    """Solve a part too large to solve whole: exactly around its overloaded supplies."""
+    box_code, group_code = codes
+    in_part = np.zeros(len(pairs), dtype=bool)
+    in_part[rows] = True
+    region_groups = np.zeros(len(over), dtype=bool)
+    region_groups[np.unique(group_code[rows][over[group_code[rows]]])] = True
+    region_boxes = np.zeros(box_code.max() + 1, dtype=bool)
+    while True:
+        grow = in_part & region_groups[group_code]
+        boxes_now = region_boxes.copy()
+        boxes_now[box_code[grow]] = True
+        region_rows = np.flatnonzero(in_part & boxes_now[box_code])
+        if region_boxes.any() and len(region_rows) > max_pairs:
+            break
+        region_boxes = boxes_now
+        groups_now = region_groups.copy()
+        groups_now[group_code[region_rows]] = True
+        if (groups_now == region_groups).all():
+            break
+        region_groups = groups_now
+    region_rows = np.flatnonzero(in_part & region_boxes[box_code])
+    fixed = cheapest[in_part[cheapest] & ~region_boxes[box_code[cheapest]]]
+    kva = pairs["box_id"].iloc[fixed].map(solve.demand).to_numpy(float)
+    fixed_groups = pairs["group"].iloc[fixed]
+    spare = solve.spare.sub(pd.Series(kva).groupby(fixed_groups.to_numpy()).sum(), fill_value=0)
+    circuits = solve.circuits.sub(fixed_groups.value_counts(), fill_value=0)
+    logger.info(
+        "a part of %d pairs: %d pairs around overloaded supplies solved exactly",
+        len(rows),
+        len(region_rows),
+    )
+    solved = solve(region_rows, spare.clip(lower=0.0), circuits.clip(lower=0))
+    return pd.concat([pairs.iloc[fixed][["box_id", "candidate_id"]], solved], ignore_index=True)
 
 
 def _solve_part(
@@ -278,13 +410,13 @@ def _solve_part(
     demand: dict[str, float],
     spare: pd.Series,
     circuits: pd.Series,
-    cable_cost_cny_per_m: float,
+    time_limit_s: float | None = None,
 ) -> pd.DataFrame:
     n_pairs, n_boxes = len(pairs), len(box_ids)
     box_index = {b: i for i, b in enumerate(box_ids)}
     groups = sorted(pairs["group"].unique())
     group_index = {g: i for i, g in enumerate(groups)}
-    cost = (pairs["cost_cny"] + cable_cost_cny_per_m * pairs["length_m"]).to_numpy()
+    cost = pairs["total"].to_numpy()
     # Leaving a box unserved costs more than serving every box of the part.
     penalty = float(cost.sum()) + 1.0
     objective = np.concatenate([cost, np.full(n_boxes, penalty)])
@@ -319,6 +451,7 @@ def _solve_part(
         constraints=constraints,
         integrality=np.ones(n_pairs + n_boxes),
         bounds=Bounds(0, 1),
+        options={} if time_limit_s is None else {"time_limit": time_limit_s},
     )
     if result.x is None:  # pragma: no cover - the all-unserved solution is always feasible
         msg = f"the assignment solver failed: {result.message}"
@@ -347,10 +480,12 @@ def explain_unserved(
     left_kva = groups["spare_kva"] - used_kva.reindex(groups.index, fill_value=0.0)
     group_of = dict(zip(candidates["candidate_id"], candidates["group"], strict=True))
     rows = []
+    reach_of = dict(list(pairs.groupby("box_id", sort=False)))
+    no_pairs = pairs.iloc[:0]
     for box_id in boxes["box_id"]:
         if box_id in served:
             continue
-        reach = pairs[pairs["box_id"] == box_id]
+        reach = reach_of.get(box_id, no_pairs)
         if box_id not in connected:
             reason = NO_PATH
         elif reach.empty or not reach["in_radius"].any():
@@ -503,12 +638,13 @@ def _connected_boxes(graph: nx.Graph, nodes: dict[str, int]) -> set[str]:
 
 
 def route(
-    graph: nx.Graph,
+    graph: nx.Graph | GraphArrays,
     nodes: dict[str, int],
     boxes: gpd.GeoDataFrame,
     candidates: gpd.GeoDataFrame,
     *,
     settings: Settings,
+    timings: dict[str, float] | None = None,
 ) -> Routes:
     """Assign every box to a supply and lay the cables and shared trenches.
 
@@ -516,7 +652,9 @@ def route(
     ----------
     graph
         The routing graph with boxes (``box:<box_id>``) and candidates
-        (``supply:<candidate_id>``) attached; ``nodes`` maps those names to nodes.
+        (``supply:<candidate_id>``) attached; ``nodes`` maps those names to nodes. As
+        :class:`~geoplan._graph.GraphArrays` it is routed by the compiled path
+        (:mod:`geoplan._fastroute`), which gives the same routes for a city.
     nodes
         Node of each attached point.
     boxes
@@ -525,12 +663,16 @@ def route(
         Supply candidates from :func:`supply_candidates`.
     settings
         Run settings.
+    timings
+        When given, the seconds spent in each step are added to it.
 
     Returns
     -------
     Routes
         Served boxes with their cable routes, trench sections, and the unserved boxes.
     """
+    if isinstance(graph, GraphArrays):
+        return _route_arrays(graph, nodes, boxes, candidates, settings=settings, timings=timings)
     catalogue = settings.catalogue
     cheapest_cable = float(catalogue.table("cables", "types")["cost_cny_per_m"].min())
     pairs, paths, balls = candidate_pairs(graph, nodes, boxes, candidates)
@@ -579,6 +721,94 @@ def route(
         geometry="geometry",
         crs=graph.graph.get("crs"),
     ).astype({"length_m": "float64", "off_corridor_m": "float64", "max_cables_in_trench": "int64"})
+    logger.info(
+        "served %d of %d boxes; %d trench sections", len(assignment), len(boxes), len(trenches)
+    )
+    return Routes(assignment, trenches, unserved, trench_boxes, separate_trench_m)
+
+
+class _Clock:
+    """Adds the seconds between calls to a timings dict (or does nothing)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[name] = self.timings.get(name, 0.0) + now - self.last
+        self.last = now
+
+
+def _route_arrays(
+    graph: GraphArrays,
+    nodes: dict[str, int],
+    boxes: gpd.GeoDataFrame,
+    candidates: gpd.GeoDataFrame,
+    *,
+    settings: Settings,
+    timings: dict[str, float] | None,
+) -> Routes:
+    """:func:`route` on arrays, with scipy's csgraph (see :mod:`geoplan._fastroute`)."""
+    clock = _Clock(timings)
+    catalogue = settings.catalogue
+    cheapest_cable = float(catalogue.table("cables", "types")["cost_cny_per_m"].min())
+    matrix = _fastroute.adjacency(graph)
+    pairs, search, entries = _fastroute.candidate_pairs(graph, matrix, nodes, boxes, candidates)
+    clock("candidate routes")
+    feasible = pairs[pairs["in_radius"]]
+    assigned = assign(feasible, boxes, candidates, cable_cost_cny_per_m=cheapest_cable)
+    _, component = csgraph.connected_components(matrix, directed=False)
+    fed = {component[n] for name, n in nodes.items() if name.startswith("supply:")}
+    connected = {
+        name.removeprefix("box:")
+        for name, n in nodes.items()
+        if name.startswith("box:") and component[n] in fed
+    }
+    unserved = explain_unserved(boxes, pairs, assigned, candidates, connected=connected)
+    clock("assignment")
+    radius_by_box = dict(zip(boxes["box_id"], boxes["radius_m"], strict=True))
+    pair_entry = dict(
+        zip(zip(pairs["box_id"], pairs["candidate_id"], strict=True), entries.tolist(), strict=True)
+    )
+    box_ids, route_of, route_nodes = _fastroute.steiner_routes(
+        graph,
+        search,
+        assigned,
+        pair_entry=pair_entry,
+        radius_by_box=radius_by_box,
+    )
+    supply_of = dict(zip(assigned["box_id"], assigned["candidate_id"], strict=True))
+    trenches, trench_boxes, step_rows, step_cables = _fastroute.trench_sections(
+        graph, box_ids, route_of, route_nodes, supply_of
+    )
+    separate_trench_m = float(
+        sum(pairs.set_index(["box_id", "candidate_id"]).loc[list(supply_of.items()), "length_m"])
+        if supply_of
+        else 0.0
+    )
+    n_routes = len(box_ids)
+    same = route_of[1:] == route_of[:-1]
+    step_route = route_of[1:][same]
+    length = graph.length_m[step_rows]
+    off = graph.off_corridor[step_rows]
+    max_cables = np.ones(n_routes, dtype=np.int64)
+    np.maximum.at(max_cables, step_route, step_cables)
+    assignment = gpd.GeoDataFrame(
+        {
+            "box_id": box_ids,
+            "supply_id": [supply_of[b] for b in box_ids],
+            "length_m": np.bincount(step_route, weights=length, minlength=n_routes),
+            "off_corridor_m": np.bincount(
+                step_route, weights=np.where(off, length, 0.0), minlength=n_routes
+            ),
+            "max_cables_in_trench": max_cables,
+        },
+        geometry=_fastroute.route_geometry(graph, route_of, route_nodes, n_routes),
+        crs=graph.crs,
+    ).astype({"length_m": "float64", "off_corridor_m": "float64", "max_cables_in_trench": "int64"})
+    clock("trenches and cable routes")
     logger.info(
         "served %d of %d boxes; %d trench sections", len(assignment), len(boxes), len(trenches)
     )

@@ -1,0 +1,1 @@
+"""Benchmarks of geoplan on synthetic cities (``python -m benchmarks``)."""

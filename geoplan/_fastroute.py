@@ -1,0 +1,586 @@
+"""Compiled routing on :class:`~geoplan._graph.GraphArrays` with scipy's csgraph.
+
+The same answers as the networkx functions of :mod:`geoplan.routing` (the reference; the
+tests compare both on small graphs), without a Python loop per supply, box or edge:
+
+* **Local copies.** Every supply only looks as far as the LV supply radius, and a route
+  of length ``r`` never leaves the disc of radius ``r`` around its start. So each supply
+  gets its own copy of the graph inside that disc (a kd-tree query), all copies side by
+  side in one block-diagonal sparse matrix. One call of :func:`scipy.sparse.csgraph.dijkstra`
+  with ``min_only=True`` and every supply as a source then searches all supplies at once,
+  each in its own copy: first by length (the supply's reach), then by cost inside that
+  reach (the cheapest route), exactly as :func:`geoplan.routing.candidate_pairs` does
+  supply by supply.
+* **Shared trenches.** Mehlhorn's Steiner-tree approximation (the method networkx's
+  ``steiner_tree`` uses) on the same copies, for all supplies at once: a multi-source
+  Dijkstra from the terminals, the cheapest bridge between neighbouring Voronoi regions,
+  a minimum spanning tree of those, their paths, a spanning tree of the paths, and the
+  non-terminal leaves pruned. Where networkx joins two terminals by a fresh shortest
+  path, this joins them through the bridge whose cost the spanning tree used; both are
+  shortest paths unless there are ties.
+* **Sections and geometry.** Route edges are grouped by the cables they carry and
+  merged into trench sections, and routes are drawn, with vectorised numpy and shapely.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from scipy import sparse
+from scipy.sparse import csgraph
+from scipy.spatial import cKDTree
+
+from ._graph import GraphArrays
+
+logger = logging.getLogger("geoplan.routing")
+
+IntArray = np.ndarray[Any, np.dtype[np.int64]]
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
+
+_EPS_M = 1e-6  # disc margin: node coordinates vs. summed edge lengths
+_TINY = np.nextafter(0.0, 1.0)  # a zero weight, as scipy's spanning tree keeps it
+
+
+@dataclass(frozen=True)
+class Copies:
+    """Local copies of the graph, one block per source, side by side.
+
+    Entry ``i`` is graph node ``node[i]`` in block ``block[i]``; ``first[b]`` is block
+    ``b``'s first entry (entries are sorted by block, then node). ``ea``/``eb`` are the
+    directed copy edges and ``row`` the graph edge each one copies.
+    """
+
+    node: IntArray
+    block: IntArray
+    first: IntArray
+    source: IntArray
+    ea: IntArray
+    eb: IntArray
+    row: IntArray
+
+    @property
+    def size(self) -> int:
+        """Number of entries."""
+        return len(self.node)
+
+    def entry(self, block: IntArray, node: IntArray) -> IntArray:
+        """Entry of graph ``node`` in ``block``, or -1 where it has none."""
+        lo, hi = self.first[block], self.first[block + 1]
+        keys = self.block.astype(np.int64) * (int(self.node.max(initial=0)) + 1) + self.node
+        want = block.astype(np.int64) * (int(self.node.max(initial=0)) + 1) + node
+        at = np.searchsorted(keys, want)
+        ok = (at < hi) & (at >= lo)
+        ok[ok] = keys[at[ok]] == want[ok]
+        return np.where(ok, at, -1)
+
+    def matrix(self, values: FloatArray, keep: BoolArray | None = None) -> sparse.csr_array:
+        """Return the copies' adjacency with ``values`` per graph edge (only edges ``keep``)."""
+        ea, eb, data = self.ea, self.eb, values[self.row]
+        if keep is not None:
+            ea, eb, data = ea[keep], eb[keep], data[keep]
+        return sparse.csr_array((data, (ea, eb)), shape=(self.size, self.size))
+
+    def subset(self, blocks: IntArray, nodes_ok: BoolArray | None = None) -> Copies:
+        """Return the copies of some blocks only (optionally only entries ``nodes_ok``)."""
+        mask = np.isin(self.block, blocks)
+        if nodes_ok is not None:
+            mask &= nodes_ok
+        new_index = np.full(self.size, -1, dtype=np.int64)
+        new_index[mask] = np.arange(int(mask.sum()))
+        edge_ok = mask[self.ea] & mask[self.eb]
+        renumber = np.full(len(self.first) - 1, -1, dtype=np.int64)
+        renumber[blocks] = np.arange(len(blocks))
+        block = renumber[self.block[mask]]
+        first = np.searchsorted(block, np.arange(len(blocks) + 1))
+        return Copies(
+            node=self.node[mask],
+            block=block,
+            first=first,
+            source=new_index[self.source[blocks]],
+            ea=new_index[self.ea[edge_ok]],
+            eb=new_index[self.eb[edge_ok]],
+            row=self.row[edge_ok],
+        )
+
+
+def adjacency(arrays: GraphArrays) -> sparse.csr_array:
+    """Symmetric adjacency of the graph, data = edge row + 1; refuses parallel edges."""
+    matrix = arrays.csr()
+    if matrix.nnz != 2 * arrays.n_edges:
+        msg = "the routing graph has parallel edges or loops"
+        raise ValueError(msg)
+    return matrix
+
+
+def local_copies(
+    arrays: GraphArrays, matrix: sparse.csr_array, sources: IntArray, radius_m: float
+) -> Copies:
+    """Copy, for each source node, the graph within ``radius_m`` of it (straight line)."""
+    n = arrays.n_nodes
+    tree = cKDTree(arrays.node_xy)
+    found = tree.query_ball_point(arrays.node_xy[sources], radius_m + _EPS_M, return_sorted=True)
+    counts = np.fromiter((len(f) for f in found), dtype=np.int64, count=len(found))
+    node = (
+        np.concatenate([np.asarray(f, dtype=np.int64) for f in found])
+        if counts.sum()
+        else np.zeros(0, dtype=np.int64)
+    )
+    block = np.repeat(np.arange(len(sources)), counts)
+    first = np.concatenate([[0], np.cumsum(counts)])
+    keys = block * n + node
+    source = np.searchsorted(keys, np.arange(len(sources)) * n + sources)
+
+    indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
+    degree = (indptr[node + 1] - indptr[node]).astype(np.int64)
+    total = int(degree.sum())
+    owner = np.repeat(np.arange(len(node)), degree)
+    offset = np.arange(total) - np.repeat(np.cumsum(degree) - degree, degree)
+    position = np.repeat(indptr[node].astype(np.int64), degree) + offset
+    other = indices[position].astype(np.int64)
+    want = block[owner] * n + other
+    at = np.searchsorted(keys, want)
+    at[at >= len(keys)] = 0
+    hit = keys[at] == want
+    return Copies(
+        node=node,
+        block=block,
+        first=first,
+        source=source,
+        ea=owner[hit],
+        eb=at[hit],
+        row=(data[position[hit]] - 1).astype(np.int64),
+    )
+
+
+def tree_sums(pred: IntArray, step: FloatArray, reached: BoolArray) -> FloatArray:
+    """Sum ``step`` from the root down each shortest-path tree (``pred``, -9999 at roots).
+
+    Sums in the order a walk from the root adds them, as networkx does along a path.
+    """
+    n = len(pred)
+    parent = np.where(pred >= 0, pred, -1).astype(np.int64)
+    depth = np.where(reached & (parent >= 0), 1, 0).astype(np.int64)
+    jump = parent.copy()
+    hop = depth.copy()
+    while True:
+        go = jump >= 0
+        if not go.any():
+            break
+        target = jump[go]
+        hop_new = hop.copy()
+        hop_new[go] = hop[go] + hop[target]
+        jump_new = jump.copy()
+        jump_new[go] = jump[target]
+        hop, jump = hop_new, jump_new
+    depth = hop
+    total = np.zeros(n)
+    order = np.argsort(depth, kind="stable")
+    bounds = np.searchsorted(depth[order], np.arange(int(depth.max(initial=0)) + 2))
+    for d in range(1, len(bounds) - 1):
+        level = order[bounds[d] : bounds[d + 1]]
+        total[level] = total[parent[level]] + step[level]
+    return total
+
+
+def step_values(copies: Copies, pred: IntArray, values: FloatArray) -> FloatArray:
+    """``values`` of the copy edge from each entry's predecessor to it (0 at roots)."""
+    out = np.zeros(len(pred))
+    has = np.flatnonzero(pred >= 0)
+    if not has.size:
+        return out
+    size = copies.size
+    keys = copies.ea * size + copies.eb
+    order = np.argsort(keys)
+    want = pred[has].astype(np.int64) * size + has
+    at = order[np.searchsorted(keys, want, sorter=order)]
+    out[has] = values[copies.row[at]]
+    return out
+
+
+def walk(pred: IntArray, starts: IntArray) -> tuple[IntArray, IntArray]:
+    """Follow ``pred`` from each start to its root: (start index, entry), root first."""
+    which, seq, at = [], [], []
+    current = starts.astype(np.int64)
+    alive = np.arange(len(starts))
+    step = 0
+    while alive.size:
+        which.append(alive)
+        at.append(current)
+        seq.append(np.full(len(alive), step))
+        nxt = pred[current]
+        ok = nxt >= 0
+        alive, current = alive[ok], nxt[ok].astype(np.int64)
+        step += 1
+    which_a, seq_a, at_a = np.concatenate(which), np.concatenate(seq), np.concatenate(at)
+    order = np.lexsort((-seq_a, which_a))
+    return which_a[order], at_a[order]
+
+
+# ------------------------------------------------------------------------ candidate pairs
+
+
+@dataclass(frozen=True)
+class Search:
+    """What the candidate search found: copies, cheapest-route trees, per-entry sums."""
+
+    copies: Copies
+    in_reach: BoolArray
+    pred: IntArray
+    cost: FloatArray
+    candidate_ids: list[str]
+
+
+def candidate_pairs(
+    arrays: GraphArrays,
+    matrix: sparse.csr_array,
+    nodes: dict[str, int],
+    boxes: pd.DataFrame,
+    candidates: pd.DataFrame,
+) -> tuple[pd.DataFrame, Search, IntArray]:
+    """Cheapest route from each supply to every box within its reach; see routing.
+
+    Returns
+    -------
+    pairs
+        box_id, candidate_id, cost_cny, length_m, in_radius (as the networkx version).
+    search
+        The copies and trees, for drawing routes and for the Steiner trees.
+    entries
+        The entry of each pair's box in its supply's copy (the route's end).
+    """
+    columns = ["box_id", "candidate_id", "cost_cny", "length_m", "in_radius"]
+    reach_m = float(boxes["radius_m"].max()) if len(boxes) else 0.0
+    ids = [c for c in candidates["candidate_id"] if f"supply:{c}" in nodes]
+    sources = np.array([nodes[f"supply:{c}"] for c in ids], dtype=np.int64)
+    copies = local_copies(arrays, matrix, sources, reach_m)
+    empty = Search(copies, np.zeros(0, bool), np.zeros(0, np.int64), np.zeros(0), ids)
+    if not ids:
+        return pd.DataFrame(columns=columns), empty, np.zeros(0, dtype=np.int64)
+    by_length = copies.matrix(arrays.length_m)
+    dist = csgraph.dijkstra(by_length, indices=copies.source, min_only=True, limit=reach_m * 2)
+    in_reach = dist <= reach_m
+    keep = in_reach[copies.ea] & in_reach[copies.eb]
+    by_cost = copies.matrix(arrays.weight, keep)
+    cost, pred = csgraph.dijkstra(
+        by_cost, indices=copies.source, min_only=True, return_predecessors=True
+    )[:2]
+    pred = pred.astype(np.int64)
+    reached = np.isfinite(cost) & in_reach
+    length = tree_sums(pred, step_values(copies, pred, arrays.length_m), reached)
+
+    box_ids = boxes["box_id"].astype(str).to_numpy()
+    box_of_node = np.full(arrays.n_nodes, -1, dtype=np.int64)
+    for i, b in enumerate(box_ids):
+        node = nodes.get(f"box:{b}")
+        if node is not None:
+            box_of_node[node] = i
+    box = box_of_node[copies.node]
+    found = np.flatnonzero((box >= 0) & reached)
+    radius = boxes["radius_m"].to_numpy(float)
+    pairs = pd.DataFrame(
+        {
+            "box_id": box_ids[box[found]],
+            "candidate_id": np.asarray(ids, dtype=object)[copies.block[found]],
+            "cost_cny": cost[found],
+            "length_m": length[found],
+            "in_radius": length[found] <= radius[box[found]] + 1e-9,
+        },
+        columns=columns,
+    )
+    search = Search(copies, in_reach, pred, cost, ids)
+    return pairs, search, found
+
+
+# ------------------------------------------------------------------------ shared trenches
+
+
+def steiner_routes(
+    arrays: GraphArrays,
+    search: Search,
+    assigned: pd.DataFrame,
+    *,
+    pair_entry: dict[tuple[str, str], int],
+    radius_by_box: dict[str, float],
+) -> tuple[list[str], IntArray, IntArray]:
+    """Route each supply's cables along one Steiner tree; see routing.shared_trenches.
+
+    Returns
+    -------
+    box_ids
+        The served boxes, sorted.
+    route_of, route_nodes
+        Flat routes: graph node ``route_nodes[k]`` is on the route of ``box_ids[route_of[k]]``,
+        from the supply to the box.
+    """
+    copies = search.copies
+    block_of = {c: i for i, c in enumerate(search.candidate_ids)}
+    assigned = assigned.sort_values("box_id", ignore_index=True)
+    box_ids = assigned["box_id"].astype(str).tolist()
+    cand = assigned["candidate_id"].astype(str).to_numpy()
+    end_entry = np.array(
+        [pair_entry[b, c] for b, c in zip(box_ids, cand, strict=True)], dtype=np.int64
+    )
+    counts = pd.Series(cand).value_counts()
+    shared = np.array(sorted(block_of[c] for c in counts.index[counts >= 2]), dtype=np.int64)
+    start = np.zeros(len(box_ids), dtype=np.int64)  # entry of the route's end in the tree
+    use_tree = np.zeros(len(box_ids), dtype=bool)
+    tree_pred = np.zeros(0, dtype=np.int64)
+    sub = None
+    if shared.size:
+        sub = copies.subset(shared, search.in_reach)
+        old_to_new = np.full(copies.size, -1, dtype=np.int64)
+        mask = np.isin(copies.block, shared) & search.in_reach
+        old_to_new[mask] = np.arange(int(mask.sum()))
+        terminal = np.zeros(sub.size, dtype=bool)
+        terminal[sub.source] = True
+        in_shared = np.isin(copies.block[end_entry], shared)
+        terminal[old_to_new[end_entry[in_shared]]] = True
+        tree_pred = _mehlhorn(arrays, sub, terminal)
+        start[in_shared] = old_to_new[end_entry[in_shared]]
+        use_tree[in_shared] = True
+
+    route_of_parts, node_parts = [], []
+    lengths = np.zeros(len(box_ids))
+    if use_tree.any() and sub is not None:
+        tree_len = tree_sums(
+            tree_pred,
+            step_values(sub, tree_pred, arrays.length_m),
+            np.ones(sub.size, dtype=bool),
+        )
+        idx = np.flatnonzero(use_tree)
+        lengths[idx] = tree_len[start[idx]]
+        radius = np.array([radius_by_box[b] for b in box_ids])
+        use_tree &= lengths <= radius + 1e-9
+    for flag, pred, source_nodes in ((True, tree_pred, sub), (False, search.pred, copies)):
+        idx = np.flatnonzero(use_tree == flag)
+        if not idx.size or source_nodes is None:
+            continue
+        starts = start[idx] if flag else end_entry[idx]
+        which, entry = walk(pred, starts)
+        route_of_parts.append(idx[which])
+        node_parts.append(source_nodes.node[entry])
+    if not route_of_parts:
+        return box_ids, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    route_of = np.concatenate(route_of_parts)
+    route_nodes = np.concatenate(node_parts)
+    order = np.argsort(route_of, kind="stable")
+    return box_ids, route_of[order], route_nodes[order]
+
+
+def _mehlhorn(arrays: GraphArrays, copies: Copies, terminal: BoolArray) -> IntArray:
+    """Find Steiner trees (Mehlhorn) in every block at once.
+
+    Returns each tree as predecessors towards its block's source (-9999 at the sources
+    and off the trees).
+    """
+    weight = arrays.weight
+    by_cost = copies.matrix(weight)
+    terminals = np.flatnonzero(terminal)
+    dist, pred, owner = csgraph.dijkstra(
+        by_cost, indices=terminals, min_only=True, return_predecessors=True
+    )
+    pred = pred.astype(np.int64)
+    owner = owner.astype(np.int64)
+    ea, eb, row = copies.ea, copies.eb, copies.row
+    one_way = ea < eb
+    ea, eb, row = ea[one_way], eb[one_way], row[one_way]
+    oa, ob = owner[ea], owner[eb]
+    bridge = (oa != ob) & (oa >= 0) & (ob >= 0)
+    ea, eb, row, oa, ob = ea[bridge], eb[bridge], row[bridge], oa[bridge], ob[bridge]
+    through = dist[ea] + weight[row] + dist[eb]
+    lo, hi = np.minimum(oa, ob), np.maximum(oa, ob)
+    order = np.lexsort((through, hi, lo))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (lo[order][1:] != lo[order][:-1]) | (hi[order][1:] != hi[order][:-1])
+    best = order[first]
+    n = copies.size
+    terminal_graph = sparse.csr_array(
+        (np.maximum(through[best], _TINY), (lo[best], hi[best])), shape=(n, n)
+    )
+    mst = sparse.coo_array(csgraph.minimum_spanning_tree(terminal_graph))
+    chosen = np.zeros(0, dtype=np.int64)
+    if mst.nnz:
+        want = np.minimum(mst.row, mst.col) * n + np.maximum(mst.row, mst.col)
+        chosen = best[np.searchsorted(lo[best] * n + hi[best], want)]
+    # The paths behind the chosen bridges: each end back to its terminal, and the bridge.
+    a_side, b_side = ea[chosen], eb[chosen]
+    _, walked = walk(pred, np.concatenate([a_side, b_side]))
+    parent = pred[walked]
+    has = parent >= 0
+    ua = np.concatenate([a_side, walked[has]])
+    ub = np.concatenate([b_side, parent[has]])
+    lo2, hi2 = np.minimum(ua, ub), np.maximum(ua, ub)
+    pair = np.unique(lo2 * n + hi2)
+    lo2, hi2 = pair // n, pair % n
+    edge_keys = np.minimum(copies.ea, copies.eb) * n + np.maximum(copies.ea, copies.eb)
+    korder = np.argsort(edge_keys)
+    edge_at = korder[np.searchsorted(edge_keys, pair, sorter=korder)]
+    w3 = np.maximum(weight[copies.row[edge_at]], _TINY)
+    union = sparse.csr_array((w3, (lo2, hi2)), shape=(n, n))
+    tree = sparse.coo_array(csgraph.minimum_spanning_tree(union))
+    tu, tv = tree.row.astype(np.int64), tree.col.astype(np.int64)
+    # Prune leaves that are not terminals.
+    while tu.size:
+        degree = np.bincount(np.concatenate([tu, tv]), minlength=n)
+        leaf = (degree == 1) & ~terminal
+        drop = leaf[tu] | leaf[tv]
+        if not drop.any():
+            break
+        tu, tv = tu[~drop], tv[~drop]
+    tree_graph = sparse.csr_array((np.ones(len(tu)), (tu, tv)), shape=(n, n))
+    _, tree_pred = csgraph.dijkstra(
+        tree_graph, directed=False, indices=copies.source, min_only=True, return_predecessors=True
+    )[:2]
+    return tree_pred.astype(np.int64)
+
+
+# ------------------------------------------------------------------------ trench sections
+
+
+def edge_rows(arrays: GraphArrays, a: IntArray, b: IntArray) -> IntArray:
+    """Row of the edge joining ``a`` and ``b`` (each pair must be an edge)."""
+    n = arrays.n_nodes
+    keys = arrays.u * n + arrays.v
+    order = np.argsort(keys)
+    want = np.minimum(a, b) * n + np.maximum(a, b)
+    return order[np.searchsorted(keys, want, sorter=order)]
+
+
+def trench_sections(
+    arrays: GraphArrays,
+    box_ids: list[str],
+    route_of: IntArray,
+    route_nodes: IntArray,
+    supply_of: dict[str, str],
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame, IntArray, IntArray]:
+    """Merge the edges cables run along into trench sections; see routing.trench_sections.
+
+    Returns the trenches, trench_boxes, and for every route step (consecutive nodes) its
+    edge row and the number of cables on that edge.
+    """
+    same = route_of[1:] == route_of[:-1]
+    step_route = route_of[1:][same]
+    a, b = route_nodes[:-1][same], route_nodes[1:][same]
+    rows = edge_rows(arrays, a, b)
+    # Cables on each edge, in box order (box_ids are sorted).
+    order = np.lexsort((step_route, rows))
+    e_sorted, r_sorted = rows[order], step_route[order]
+    start = np.flatnonzero(np.r_[True, e_sorted[1:] != e_sorted[:-1]])
+    used = e_sorted[start]
+    count = np.diff(np.r_[start, len(e_sorted)])
+    n_on_edge = np.zeros(arrays.n_edges, dtype=np.int64)
+    n_on_edge[used] = count
+    split = np.split(r_sorted, start[1:])
+    cable_sets = [tuple(s.tolist()) for s in split]
+    surface = arrays.surface[used]
+    off = arrays.off_corridor[used]
+    keys = list(zip(cable_sets, surface.tolist(), off.tolist(), strict=True))
+    group_keys = sorted(set(keys))
+    group_index = {k: i for i, k in enumerate(group_keys)}
+    group = np.array([group_index[k] for k in keys], dtype=np.int64)
+
+    # Sections: edges of one group joined at nodes where exactly two of them meet.
+    order = np.lexsort((arrays.v[used], arrays.u[used], group))
+    used, group = used[order], group[order]
+    m = len(used)
+    ends = np.concatenate([arrays.u[used], arrays.v[used]])
+    end_group = np.concatenate([group, group])
+    end_edge = np.tile(np.arange(m), 2)
+    key = end_group * arrays.n_nodes + ends
+    korder = np.lexsort((end_edge, key))
+    k_sorted = key[korder]
+    run_start = np.r_[True, k_sorted[1:] != k_sorted[:-1]]
+    run_id = np.cumsum(run_start) - 1
+    run_len = np.bincount(run_id)
+    two = run_len[run_id] == 2
+    first_of_run = np.flatnonzero(run_start)
+    pa = end_edge[korder][two & run_start]
+    pb = end_edge[korder][np.flatnonzero(two & run_start) + 1]
+    link = sparse.coo_array((np.ones(len(pa)), (pa, pb)), shape=(m, m))
+    _, part = csgraph.connected_components(link, directed=False)
+    del first_of_run
+    part_order = np.lexsort((np.arange(m), part))
+    lines = shapely.multilinestrings(arrays.geometry[used][part_order], indices=part[part_order])
+    merged = shapely.line_merge(lines)
+    n_parts = len(merged)
+    part_group = np.zeros(n_parts, dtype=np.int64)
+    part_group[part] = group
+    first_xy = shapely.get_coordinates(shapely.get_point(merged, 0))
+    sort = np.lexsort((first_xy[:, 1], first_xy[:, 0], part_group))
+    rank = np.empty(n_parts, dtype=np.int64)
+    rank[sort] = np.arange(n_parts)
+    section = rank[part]
+    road = np.bincount(section, weights=arrays.road_crossings[used], minlength=n_parts)
+    cost = np.bincount(section, weights=arrays.weight[used], minlength=n_parts)
+    g_sorted = part_group[sort]
+    supplies = [
+        ";".join(sorted({supply_of[box_ids[c]] for c in group_keys[g][0]}))
+        for g in range(len(group_keys))
+    ]
+    trench_ids = [f"TR{i:05d}" for i in range(1, n_parts + 1)]
+    trenches = gpd.GeoDataFrame(
+        {
+            "trench_id": trench_ids,
+            "supply_id": [supplies[g] for g in g_sorted.tolist()],
+            "surface": [group_keys[g][1] for g in g_sorted.tolist()],
+            "off_corridor": np.array([group_keys[g][2] for g in g_sorted.tolist()], dtype=bool),
+            "road_crossings": road.astype("float64"),
+            "n_cables": np.array(
+                [len(group_keys[g][0]) for g in g_sorted.tolist()], dtype=np.int64
+            ),
+            "length_m": shapely.length(merged[sort]).astype("float64"),
+            "cost_cny": cost.astype("float64"),
+        },
+        geometry=merged[sort],
+        crs=arrays.crs,
+    )
+    sizes = trenches["n_cables"].to_numpy()
+    members = (
+        np.concatenate([np.asarray(group_keys[g][0], dtype=np.int64) for g in g_sorted.tolist()])
+        if n_parts
+        else np.zeros(0, dtype=np.int64)
+    )
+    trench_boxes = pd.DataFrame(
+        {
+            "trench_id": np.repeat(np.asarray(trench_ids, dtype=object), sizes),
+            "box_id": np.asarray(box_ids, dtype=object)[members],
+        }
+    )
+    return trenches, trench_boxes, rows, n_on_edge[rows]
+
+
+def route_geometry(
+    arrays: GraphArrays, route_of: IntArray, route_nodes: IntArray, n_routes: int
+) -> np.ndarray:
+    """Draw every route (as network.path_geometry draws it), all at once."""
+    same = route_of[1:] == route_of[:-1]
+    a, b = route_nodes[:-1][same], route_nodes[1:][same]
+    step_route = route_of[1:][same]
+    rows = edge_rows(arrays, a, b)
+    coords, step = shapely.get_coordinates(arrays.geometry[rows], return_index=True)
+    first = np.searchsorted(step, np.arange(len(rows)))
+    position = np.arange(len(step)) - first[step]
+    flip = a != arrays.u[rows]
+    order = np.lexsort((np.where(flip[step], -position, position), step))
+    coords, owner = coords[order], step_route[step[order]]
+    keep = np.ones(len(coords), dtype=bool)
+    keep[1:] = (owner[1:] != owner[:-1]) | np.any(coords[1:] != coords[:-1], axis=1)
+    coords, owner = coords[keep], owner[keep]
+    single = np.flatnonzero(np.bincount(owner, minlength=n_routes) == 1)
+    if single.size:
+        coords = np.concatenate([coords, coords[np.searchsorted(owner, single)]])
+        owner = np.concatenate([owner, single])
+        order = np.argsort(owner, kind="stable")
+        coords, owner = coords[order], owner[order]
+    out = np.array([shapely.LineString()] * n_routes, dtype=object)
+    has = np.unique(owner)
+    if has.size:
+        out[has] = shapely.linestrings(coords, indices=np.searchsorted(has, owner))
+    return out

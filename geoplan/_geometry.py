@@ -1,0 +1,280 @@
+"""Geometry helpers shared by the routing-graph modules (vectorised shapely and numpy)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pyproj
+import shapely
+
+from .errors import CRSError, Problem
+from .settings import Settings
+
+logger = logging.getLogger("geoplan.network")
+
+OPEN_SURFACE = "open"
+"""The ``surface`` of connectors and lattice edges dug across open ground."""
+
+# Numerical settings, not engineering figures: coordinates closer than _GRID_M are one
+# node; a point tries this many nearest edges before the lattice; a point that has no
+# lattice node within two steps tries this many nearest ones.
+_GRID_M = 1e-3
+_CANDIDATE_EDGES = 4
+_LATTICE_NEAREST = 8
+_INTERIOR = "T********"  # DE-9IM: the interiors meet
+
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+IntArray = np.ndarray[Any, np.dtype[np.int64]]
+BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
+GeomArray = np.ndarray[Any, np.dtype[np.object_]]
+_EdgeRow = tuple[int, int, dict[str, Any]]
+
+# ------------------------------------------------------------------------ shared helpers
+
+
+@dataclass(frozen=True)
+class _Costs:
+    """Trench costs by surface, off the corridors, and per road crossing."""
+
+    per_m: Mapping[str, float]
+    open_per_m: float
+    crossing_cny: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> _Costs:
+        catalogue = settings.catalogue
+        per_m = catalogue.value("trench", "cost_cny_per_m")
+        return cls(
+            per_m={str(k): float(v) for k, v in per_m.items()},
+            open_per_m=float(catalogue.value("trench", "open_ground_cost_cny_per_m")),
+            crossing_cny=float(catalogue.value("trench", "road_crossing_cny")),
+        )
+
+
+def _edge(
+    length_m: float,
+    weight: float,
+    *,
+    surface: str,
+    corridor_id: object,
+    kind: object,
+    off_corridor: bool,
+    road_crossings: float,
+    geometry: shapely.LineString,
+) -> dict[str, Any]:
+    return {
+        "length_m": length_m,
+        "weight": weight,
+        "surface": surface,
+        "corridor_id": corridor_id,
+        "kind": kind,
+        "off_corridor": off_corridor,
+        "road_crossings": road_crossings,
+        "geometry": geometry,
+    }
+
+
+def _metric_crs(crs: object, what: str) -> pyproj.CRS:
+    if crs is None:
+        msg = "has no CRS; declare one, e.g. with set_crs()"
+        raise CRSError(Problem(msg, layer=what))
+    crs = pyproj.CRS.from_user_input(crs)
+    if not crs.is_projected:
+        msg = f"is in {crs.name}, not a projected metric CRS; reproject it (e.g. to UTM)"
+        raise CRSError(Problem(msg, layer=what))
+    return crs
+
+
+def _barrier_array(barriers: gpd.GeoSeries, crs: pyproj.CRS) -> GeomArray:
+    geoms = np.asarray(barriers.geometry.to_numpy(), dtype=object)
+    geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
+    polygonal = np.isin(shapely.get_type_id(geoms), (3, 6))
+    if not polygonal.all():
+        logger.warning("ignoring %d barriers that are not polygons", int((~polygonal).sum()))
+        geoms = geoms[polygonal]
+    if len(geoms) and (barriers.crs is None or not crs.equals(barriers.crs)):
+        msg = f"are in {barriers.crs}, the corridors in {crs.name}; reproject them"
+        raise CRSError(Problem(msg, layer="barriers"))
+    return geoms
+
+
+def _keys(xy: FloatArray) -> IntArray:
+    return np.round(xy / _GRID_M).astype(np.int64)
+
+
+def _node_index(xy: FloatArray) -> tuple[IntArray, FloatArray]:
+    """Give coordinates node ids in the order of their 1 mm keys (x, then y); also node xy."""
+    keys = _keys(xy)
+    low = keys.min(axis=0)
+    keys -= low
+    span = int(keys[:, 1].max()) + 1
+    if int(keys[:, 0].max()) < np.iinfo(np.int64).max // span:
+        flat, inverse = np.unique(keys[:, 0] * span + keys[:, 1], return_inverse=True)
+        unique = np.column_stack([flat // span, flat % span])
+    else:  # pragma: no cover - an area thousands of kilometres across
+        unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+    return inverse.ravel(), (unique + low) * _GRID_M
+
+
+def _end_coords(lines: GeomArray) -> tuple[FloatArray, FloatArray]:
+    """First and last coordinates of non-empty lines."""
+    coords, index = shapely.get_coordinates(lines, return_index=True)
+    first = np.searchsorted(index, np.arange(len(lines)))
+    last = np.concatenate([first[1:], [len(coords)]]) - 1
+    return coords[first], coords[last]
+
+
+def _inner_points(lines: GeomArray) -> FloatArray:
+    """Return a point inside each line: the middle of its first segment of non-zero length."""
+    coords, index = shapely.get_coordinates(lines, return_index=True)
+    step = np.diff(coords, axis=0)
+    usable = (index[1:] == index[:-1]) & np.any(step != 0, axis=1)
+    at = np.flatnonzero(usable)
+    _, first = np.unique(index[at], return_index=True)
+    at = at[first]
+    return coords[at] + step[at] / 2
+
+
+def _group_rank(groups: IntArray) -> IntArray:
+    """Position of each row within its run of equal values of ``groups`` (sorted)."""
+    if not len(groups):
+        return np.zeros(0, dtype=np.int64)
+    starts = np.ones(len(groups), dtype=bool)
+    starts[1:] = groups[1:] != groups[:-1]
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(groups)), 0))
+    return np.arange(len(groups)) - first
+
+
+def _crosses_interior(
+    lines: GeomArray,
+    polygons: GeomArray,
+    tree: shapely.STRtree,
+    exempt: tuple[IntArray, IntArray] | None = None,
+) -> BoolArray:
+    """Which lines cross a polygon's interior; ``exempt`` = (line's owner, owner's keys)."""
+    out = np.zeros(len(lines), dtype=bool)
+    if not len(lines) or not len(polygons):
+        return out
+    li, pj = tree.query(lines, predicate="intersects")
+    if not li.size:
+        return out
+    hit = shapely.relate_pattern(lines[li], polygons[pj], _INTERIOR)
+    if exempt is not None:
+        owner, allowed = exempt
+        hit &= ~np.isin(owner[li] * len(polygons) + pj, allowed)
+    out[li[hit]] = True
+    return out
+
+
+def _containing(points: GeomArray, polygons: GeomArray, tree: shapely.STRtree) -> IntArray:
+    """Keys ``point * n_polygons + polygon`` of the polygons whose interior holds a point."""
+    if not len(points) or not len(polygons):
+        return np.zeros(0, dtype=np.int64)
+    pi, pj = tree.query(points, predicate="within")
+    return pi.astype(np.int64) * len(polygons) + pj
+
+
+def _road_crossings(lines: GeomArray, road_tree: shapely.STRtree | None) -> FloatArray:
+    if road_tree is None or not len(lines):
+        return np.zeros(len(lines))
+    li, _ = road_tree.query(lines, predicate="crosses")
+    return np.bincount(li, minlength=len(lines)).astype(float)
+
+
+def _segments(a: FloatArray, b: FloatArray) -> GeomArray:
+    return shapely.linestrings(np.stack([a, b], axis=1))
+
+
+def _cut_lines(
+    lines: GeomArray, cut_line: IntArray, cut_dist: FloatArray
+) -> tuple[GeomArray, IntArray, FloatArray]:
+    """Cut lines at distances along them, all at once.
+
+    ``cut_line``/``cut_dist`` must be sorted by line then distance, distinct, and strictly
+    inside each line. Returns the pieces ordered by line then position, each piece's
+    line, and the cut points' coordinates (in the order of the cuts).
+    """
+    n = len(lines)
+    cut_xy = shapely.get_coordinates(shapely.line_interpolate_point(lines[cut_line], cut_dist))
+    coords, vline = shapely.get_coordinates(lines, return_index=True)
+    step = np.hypot(*np.diff(coords, axis=0).T)
+    step[vline[1:] != vline[:-1]] = 0.0
+    cumulative = np.concatenate(([0.0], np.cumsum(step)))
+    first = np.searchsorted(vline, np.arange(n))
+    vdist = cumulative - cumulative[first][vline]
+
+    n_cut = len(cut_line)
+    line_ev = np.concatenate([vline, cut_line, cut_line])
+    dist_ev = np.concatenate([vdist, cut_dist, cut_dist])
+    kind_ev = np.concatenate([np.zeros(len(vline)), np.ones(n_cut), np.full(n_cut, 2.0)])
+    xy_ev = np.concatenate([coords, cut_xy, cut_xy])
+    order = np.lexsort((kind_ev, dist_ev, line_ev))
+    line_ev, kind_ev, xy_ev = line_ev[order], kind_ev[order], xy_ev[order]
+
+    cuts_per_line = np.bincount(cut_line, minlength=n)
+    cuts_before = np.concatenate(([0], np.cumsum(cuts_per_line)[:-1]))
+    local = np.cumsum(kind_ev == 2) - cuts_before[line_ev]
+    piece = np.arange(n)[line_ev] + cuts_before[line_ev] + local
+    # A vertex within a hair of a cut point gives way to the cut point.
+    close = np.zeros(len(piece), dtype=bool)
+    close[1:] = (piece[1:] == piece[:-1]) & (np.hypot(*np.diff(xy_ev, axis=0).T) < _GRID_M / 100)
+    drop = np.zeros(len(piece), dtype=bool)
+    later_vertex = close & (kind_ev == 0)
+    drop |= later_vertex
+    earlier = np.flatnonzero(close & (kind_ev != 0)) - 1
+    drop[earlier[kind_ev[earlier] == 0]] = True
+    pieces = shapely.linestrings(xy_ev[~drop], indices=piece[~drop])
+    return pieces, np.repeat(np.arange(n), cuts_per_line + 1), cut_xy
+
+
+# ----------------------------------------------------------------------- building steps
+# ---------------------------------------------------------------------- attaching steps
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Barriers, road lines and figures shared by the attaching steps."""
+
+    polygons: GeomArray
+    tree: shapely.STRtree
+    road_tree: shapely.STRtree | None
+    costs: _Costs
+    reach_m: float
+    spacing_m: float
+    margin_m: float
+    radius_m: float
+
+    @classmethod
+    def make(cls, roads: GeomArray, polygons: GeomArray, settings: Settings) -> _Context:
+        """Make the context for attaching points; ``roads`` are the road edges' lines."""
+        catalogue = settings.catalogue
+        radius = catalogue.value("supply", "radius_m")[catalogue.value("supply", "area_class")]
+        return cls(
+            polygons=polygons,
+            tree=shapely.STRtree(polygons),
+            road_tree=shapely.STRtree(np.asarray(roads, dtype=object)) if len(roads) else None,
+            costs=_Costs.from_settings(settings),
+            reach_m=float(catalogue.value("network", "max_connector_m")),
+            spacing_m=float(catalogue.value("network", "lattice_spacing_m")),
+            margin_m=float(catalogue.value("network", "lattice_margin_m")),
+            radius_m=float(radius),
+        )
+
+    def open_edge(self, geometry: shapely.LineString, crossings: float) -> dict[str, Any]:
+        length = float(shapely.length(geometry))
+        weight = length * self.costs.open_per_m + crossings * self.costs.crossing_cny
+        return _edge(
+            length,
+            weight,
+            surface=OPEN_SURFACE,
+            corridor_id=None,
+            kind=None,
+            off_corridor=True,
+            road_crossings=crossings,
+            geometry=geometry,
+        )

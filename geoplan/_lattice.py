@@ -1,0 +1,204 @@
+"""Open-ground lattices: where a point cannot reach a corridor, route over open ground.
+
+Points left over after attaching to the corridors get one local 8-neighbour lattice per
+cluster, sized to reach the points and corridor nodes around them within the LV supply
+radius; only lattice parts linking at least two anchors are kept. The functions here only
+compute the lattice nodes and edges (:class:`Patch`); :mod:`geoplan.network` adds them to
+a networkx graph or to :class:`geoplan._graph.GraphArrays`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from scipy import sparse
+from scipy.sparse import csgraph
+
+from ._geometry import (
+    _LATTICE_NEAREST,
+    FloatArray,
+    GeomArray,
+    IntArray,
+    _containing,
+    _Context,
+    _crosses_interior,
+    _group_rank,
+    _road_crossings,
+    _segments,
+)
+
+logger = logging.getLogger("geoplan.network")
+
+
+@dataclass(frozen=True)
+class Patch:
+    """Lattice nodes (ids and coordinates) and open-ground edges ``a``-``b`` to add."""
+
+    nodes: IntArray
+    node_xy: FloatArray
+    a: IntArray
+    b: IntArray
+    lines: GeomArray
+    crossings: FloatArray
+
+
+def open_ground_patches(
+    ctx: _Context,
+    *,
+    pts: GeomArray,
+    todo: IntArray,
+    point_nodes: IntArray,
+    anchors: tuple[IntArray, FloatArray],
+    next_id: int,
+) -> tuple[list[Patch], int]:
+    """Lattices for the points ``todo`` (their nodes ``point_nodes``); also next node id.
+
+    Points within two lattice margins of each other form a cluster with one lattice. It
+    spans the cluster and, for each member, the nearest corridor node or attached point
+    within the LV supply radius (``[supply] radius_m`` of the default area class); when
+    there is none, every other point within that radius (e.g. the supply). ``anchors``
+    are the ids and coordinates of every node that is not a lattice node, the points'
+    own nodes included.
+    """
+    xy = shapely.get_coordinates(pts)
+    anchor_ids, anchor_xy = anchors
+    anchor_pts = shapely.points(anchor_xy)
+    indexed = (anchor_ids, anchor_pts, shapely.STRtree(anchor_pts))
+    fixed = np.flatnonzero(~np.isin(anchor_ids, point_nodes))
+    fixed_tree = shapely.STRtree(anchor_pts[fixed]) if fixed.size else None
+    every_point = shapely.STRtree(pts)
+
+    link = 2 * ctx.margin_m
+    a, b = shapely.STRtree(pts[todo]).query(pts[todo], predicate="dwithin", distance=link)
+    adjacency = sparse.coo_array((np.ones(len(a)), (a, b)), shape=(len(todo), len(todo)))
+    n_clusters, label = csgraph.connected_components(adjacency, directed=False)
+    patches = []
+    for cluster in range(n_clusters):  # labels follow the lowest member: deterministic
+        members = todo[label == cluster]
+        extent = [xy[members]]
+        nearest = np.zeros(0, dtype=np.int64)
+        if fixed_tree is not None:  # the nearest corridor node or attached point, in reach
+            _, nearest = fixed_tree.query_nearest(pts[members], max_distance=ctx.radius_m)
+            extent.append(anchor_xy[fixed[nearest]])
+        if not nearest.size:  # nothing to lean on: take in the other points around
+            _, near = every_point.query(pts[members], predicate="dwithin", distance=ctx.radius_m)
+            extent.append(xy[near])
+        stacked = np.concatenate(extent)
+        low, high = stacked.min(axis=0) - ctx.margin_m, stacked.max(axis=0) + ctx.margin_m
+        logger.debug(
+            "open-ground lattice for %d points over %.0f x %.0f m",
+            len(members),
+            *(high - low),
+        )
+        patch, next_id = _lattice(ctx, (low, high), indexed, next_id)
+        if patch is not None:
+            patches.append(patch)
+    return patches, next_id
+
+
+def _lattice(
+    ctx: _Context,
+    bounds: tuple[FloatArray, FloatArray],
+    anchors: tuple[IntArray, GeomArray, shapely.STRtree],
+    next_id: int,
+) -> tuple[Patch | None, int]:
+    """Make an 8-neighbour lattice over ``bounds`` linking the anchor nodes inside it.
+
+    Lattice nodes and edges avoid the barriers (merged locally, so a shared wall blocks);
+    each anchor joins the lattice nodes within two steps, or failing that its nearest
+    ones within ``max_connector_m``, by connectors that avoid the barriers too (except a
+    barrier the anchor stands in). Only lattice parts joining two or more anchors stay.
+    """
+    step = ctx.spacing_m
+    (x0, y0), (x1, y1) = bounds
+    gx = np.arange(math.floor(x0 / step), math.ceil(x1 / step) + 1) * step
+    gy = np.arange(math.floor(y0 / step), math.ceil(y1 / step) + 1) * step
+    grid_x, grid_y = np.meshgrid(gx, gy, indexing="ij")
+    lat_xy = np.column_stack([grid_x.ravel(), grid_y.ravel()])
+    lat_pts = shapely.points(lat_xy)
+    frame = shapely.box(gx[0], gy[0], gx[-1], gy[-1])
+    local = ctx.polygons[ctx.tree.query(frame, predicate="intersects")]
+    if len(local) > 1:
+        local = shapely.get_parts(shapely.union_all(local))
+    tree = shapely.STRtree(local)
+    valid = np.ones(len(lat_xy), dtype=bool)
+    if len(local):
+        inside, _ = tree.query(lat_pts, predicate="within")
+        valid[inside] = False
+
+    index = np.arange(len(lat_xy)).reshape(len(gx), len(gy))
+    neighbours = (
+        (index[:-1, :], index[1:, :]),
+        (index[:, :-1], index[:, 1:]),
+        (index[:-1, :-1], index[1:, 1:]),
+        (index[:-1, 1:], index[1:, :-1]),
+    )
+    ea = np.concatenate([n[0].ravel() for n in neighbours])
+    eb = np.concatenate([n[1].ravel() for n in neighbours])
+    both = valid[ea] & valid[eb]
+    ea, eb = ea[both], eb[both]
+    lines = _segments(lat_xy[ea], lat_xy[eb])
+    free = ~_crosses_interior(lines, local, tree)
+    ea, eb, lines = ea[free], eb[free], lines[free]
+
+    anchor_ids, anchor_pts, anchor_tree = anchors
+    ai = np.sort(anchor_tree.query(frame, predicate="intersects"))
+    usable = np.flatnonzero(valid)
+    if not ai.size or not usable.size:
+        return None, next_id
+    a_pts = anchor_pts[ai]
+    a_xy = shapely.get_coordinates(a_pts)
+    node_tree = shapely.STRtree(lat_pts[usable])
+    exempt_keys = _containing(a_pts, local, tree)
+    pa, pl = node_tree.query(a_pts, predicate="dwithin", distance=2 * step)
+    ok = ~_crosses_interior(
+        _segments(a_xy[pa], lat_xy[usable[pl]]), local, tree, (pa.astype(np.int64), exempt_keys)
+    )
+    pa, pl = pa[ok], pl[ok]
+    lonely = np.setdiff1d(np.arange(len(ai)), pa)
+    if lonely.size:
+        qa, ql = node_tree.query(a_pts[lonely], predicate="dwithin", distance=ctx.reach_m)
+        dist = shapely.distance(a_pts[lonely][qa], lat_pts[usable[ql]])
+        order = np.lexsort((ql, dist, qa))
+        qa, ql = qa[order], ql[order]
+        few = _group_rank(qa) < _LATTICE_NEAREST
+        qa, ql = lonely[qa[few]], ql[few]
+        ok = ~_crosses_interior(
+            _segments(a_xy[qa], lat_xy[usable[ql]]), local, tree, (qa.astype(np.int64), exempt_keys)
+        )
+        pa, pl = np.concatenate([pa, qa[ok]]), np.concatenate([pl, ql[ok]])
+    pl = usable[pl]
+
+    n_lat, n_anchor = len(lat_xy), len(ai)
+    rows, cols = np.concatenate([ea, n_lat + pa]), np.concatenate([eb, pl])
+    adjacency = sparse.coo_array(
+        (np.ones(len(rows)), (rows, cols)), shape=(n_lat + n_anchor, n_lat + n_anchor)
+    )
+    _, label = csgraph.connected_components(adjacency, directed=False)
+    per_component = np.bincount(label[n_lat:], minlength=label.max() + 1)
+    good = per_component >= 2
+    kept = valid & good[label[:n_lat]]
+    if not kept.any():
+        return None, next_id
+    new_id = np.full(n_lat, -1, dtype=np.int64)
+    new_id[kept] = next_id + np.arange(int(kept.sum()))
+    next_id += int(kept.sum())
+    keep_edges = good[label[ea]]
+    ea, eb, lines = ea[keep_edges], eb[keep_edges], lines[keep_edges]
+    keep_links = good[label[pl]]
+    pa, pl = pa[keep_links], pl[keep_links]
+    links = _segments(a_xy[pa], lat_xy[pl])
+    every = np.concatenate([lines, links])
+    patch = Patch(
+        nodes=new_id[kept],
+        node_xy=lat_xy[kept],
+        a=np.concatenate([new_id[ea], anchor_ids[ai[pa]]]).astype(np.int64),
+        b=np.concatenate([new_id[eb], new_id[pl]]).astype(np.int64),
+        lines=every,
+        crossings=_road_crossings(every, ctx.road_tree),
+    )
+    return patch, next_id
