@@ -24,7 +24,7 @@ from __future__ import annotations
 import difflib
 import logging
 import warnings
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -56,6 +56,7 @@ AREA_OF_USE_MARGIN_DEG = 2.0
 #: Latitudes and longitudes of China, to recognise lat/lon written as lon/lat.
 CHINA_LAT = (3.0, 54.0)
 CHINA_LON = (73.0, 136.0)
+SWAPPED = "coordinates look like lat/lon swapped (x holds latitudes, y longitudes); swap the axes"
 
 
 @dataclass(frozen=True)
@@ -269,6 +270,11 @@ def find_layer_files(path: str | Path) -> tuple[dict[str, tuple[Path, str | None
 _NOT_RECOGNIZED = "not recognized as being in a supported file format"
 
 
+def _src(file: Path | str | None) -> str | None:
+    """Return how a problem names a file (None for layers held in memory)."""
+    return None if file is None else str(file)
+
+
 def _short(exc: Exception, file: Path | None = None) -> str:
     """Return the first line of an error, without GDAL's repetition of the file name."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -302,12 +308,12 @@ def _shapefile_parts(spec: LayerSpec, file: Path) -> list[Problem]:
         f"the Shapefile's {' and '.join(missing)} is missing beside it; copy every part "
         f"of the Shapefile (.shp, .shx, .dbf, .prj) or export the layer as GeoPackage"
     )
-    return [Problem(msg, file=str(file), layer=spec.name)]
+    return [Problem(msg, file=_src(file), layer=spec.name)]
 
 
-def _no_features(spec: LayerSpec, file: Path) -> list[Problem]:
+def _no_features(spec: LayerSpec, file: Path | None) -> list[Problem]:
     """Report a layer given without features when the contract needs some."""
-    where = {"file": str(file), "layer": spec.name}
+    where = {"file": _src(file), "layer": spec.name}
     if spec.mandatory:
         msg = f"has no features; add the {spec.name} (at least one {spec.geometry})"
         return [Problem(msg, **where)]
@@ -323,7 +329,7 @@ def _no_features(spec: LayerSpec, file: Path) -> list[Problem]:
 def _read_one(
     spec: LayerSpec, file: Path, inner: str | None
 ) -> tuple[gpd.GeoDataFrame | None, list[Problem]]:
-    where = {"file": str(file), "layer": spec.name}
+    where = {"file": _src(file), "layer": spec.name}
     if file.suffix.lower() == ".shp" and inner is None:
         problems = _shapefile_parts(spec, file)
         if problems:
@@ -372,7 +378,7 @@ def _restore_shapefile_names(frame: gpd.GeoDataFrame, spec: LayerSpec) -> gpd.Ge
     return frame.rename(columns={k: v for k, v in renames.items() if k in frame.columns})
 
 
-def _check_columns(frame: gpd.GeoDataFrame, spec: LayerSpec, file: Path) -> list[Problem]:
+def _check_columns(frame: gpd.GeoDataFrame, spec: LayerSpec, file: Path | None) -> list[Problem]:
     problems = []
     present = [c for c in frame.columns if c != frame.geometry.name]
     for column in spec.required:
@@ -382,7 +388,7 @@ def _check_columns(frame: gpd.GeoDataFrame, spec: LayerSpec, file: Path) -> list
             problems.append(
                 Problem(
                     f"required column {column!r} is missing{hint}",
-                    file=str(file),
+                    file=_src(file),
                     layer=spec.name,
                 )
             )
@@ -390,7 +396,7 @@ def _check_columns(frame: gpd.GeoDataFrame, spec: LayerSpec, file: Path) -> list
 
 
 def _fix_geometry(
-    frame: gpd.GeoDataFrame, spec: LayerSpec, file: Path, ids: list[str]
+    frame: gpd.GeoDataFrame, spec: LayerSpec, file: Path | None, ids: list[str]
 ) -> tuple[gpd.GeoDataFrame, list[Problem], list[str], np.ndarray]:
     """Check each geometry; drop Z values and unwrap one-part multi-geometries.
 
@@ -403,19 +409,17 @@ def _fix_geometry(
     multi = f"Multi{spec.geometry}"
     for i, raw in enumerate(geoms):
         geom = raw
-        where = {"file": str(file), "layer": spec.name, "feature_id": ids[i]}
+        where = {"file": _src(file), "layer": spec.name, "feature_id": ids[i]}
         if geom is None or geom.is_empty:
             problems.append(Problem("geometry is empty; draw it or delete the feature", **where))
             continue
         if shapely.has_z(geom):
             geom = shapely.force_2d(geom)
-            notes.append(f"{file}, layer {spec.name}, feature {ids[i]}: dropped Z values")
+            notes.append(str(Problem("dropped Z values", _src(file), spec.name, ids[i])))
         if geom.geom_type == multi and len(geom.geoms) == 1:
             geom = geom.geoms[0]
-            notes.append(
-                f"{file}, layer {spec.name}, feature {ids[i]}: one-part {multi} read as "
-                f"{spec.geometry}"
-            )
+            repair = f"one-part {multi} read as {spec.geometry}"
+            notes.append(str(Problem(repair, _src(file), spec.name, ids[i])))
         if geom.geom_type != spec.geometry:
             problems.append(
                 Problem(
@@ -444,13 +448,13 @@ def _fix_geometry(
 
 
 def _check_values(
-    frame: gpd.GeoDataFrame, spec: LayerSpec, file: Path, ids: list[str]
+    frame: gpd.GeoDataFrame, spec: LayerSpec, file: Path | None, ids: list[str]
 ) -> tuple[gpd.GeoDataFrame, list[Problem]]:
     problems: list[Problem] = []
     frame = frame.copy()
 
     def at(i: int) -> dict[str, str]:
-        return {"file": str(file), "layer": spec.name, "feature_id": ids[i]}
+        return {"file": _src(file), "layer": spec.name, "feature_id": ids[i]}
 
     id_values = frame[spec.id_column]
     for i, value in enumerate(id_values):
@@ -495,6 +499,8 @@ def _check_values(
                 )
         # values reported above (negative, fractional or absurd counts...) become NA
         numeric = numeric.where(numeric <= top)
+        if column in spec.positive:
+            numeric = numeric.where(numeric > 0)
         if column in spec.counts:
             numeric = numeric.where((numeric >= 0) & (numeric % 1 == 0))
         frame[column] = numeric.astype("Int64" if column in spec.counts else "float64")
@@ -523,22 +529,27 @@ def _lonlat(frame: gpd.GeoDataFrame) -> np.ndarray:
 
 
 def _layer_or_features(
-    bad: np.ndarray, layer_message: str, feature_message: str, where: dict[str, str], ids: list[str]
+    bad: np.ndarray,
+    layer_message: str,
+    feature_message: str | Callable[[int], str],
+    where: dict[str, str | None],
+    ids: list[str],
 ) -> list[Problem]:
     """One problem for the layer when every feature is bad, else one per bad feature."""
     if not bad.any():
         return []
     if bad.all():
         return [Problem(layer_message, **where)]
-    return [Problem(feature_message, feature_id=ids[i], **where) for i in np.flatnonzero(bad)]
+    say = feature_message if callable(feature_message) else (lambda _i: feature_message)
+    return [Problem(say(i), feature_id=ids[i], **where) for i in np.flatnonzero(bad)]
 
 
 def _check_location(
-    frame: gpd.GeoDataFrame, spec: LayerSpec, file: Path, ids: list[str], sound: np.ndarray
+    frame: gpd.GeoDataFrame, spec: LayerSpec, file: Path | None, ids: list[str], sound: np.ndarray
 ) -> list[Problem]:
     """Check that coordinates fit the declared CRS: not swapped, inside its area of use."""
     crs = pyproj.CRS.from_user_input(frame.crs)
-    where = {"file": str(file), "layer": spec.name}
+    where = {"file": _src(file), "layer": spec.name}
     idx = np.flatnonzero(sound)
     if not len(idx):
         return []
@@ -559,20 +570,18 @@ def _check_location(
                 )
             )
         ):
-            return [
-                Problem(
-                    "coordinates look like lat/lon swapped (x holds latitudes, y longitudes); "
-                    "swap the axes",
-                    **where,
-                )
-            ]
+            return [Problem(SWAPPED, **where)]
         outside = (minx < -180) | (maxx > 180) | (miny < -90) | (maxy > 90)
         problems = _layer_or_features(
             outside,
             f"coordinates are not longitudes and latitudes (x up to "
             f"{np.abs(bounds[:, [0, 2]]).max():,.0f}) though the layer's CRS is {name}; "
             "declare the CRS the coordinates are in (e.g. EPSG:4545 or a UTM zone)",
-            "coordinates are outside the range of longitude and latitude; correct them",
+            lambda i: (
+                SWAPPED
+                if abs(bounds[i, 1]) > 90 and abs(bounds[i, 0]) <= 90
+                else "coordinates are outside the range of longitude and latitude; correct them"
+            ),
             where,
             ids,
         )
@@ -640,7 +649,7 @@ def _check_far(
         if not far.any():
             continue
         spec = SPEC_BY_NAME[name]
-        where = {"file": str(files[name]), "layer": name}
+        where = {"file": _src(files.get(name)), "layer": name}
         around = f"around {lon0:.3f} E, {lat0:.3f} N"
         if far[placed].all():
             km = float(np.median(distance_km[placed]))
@@ -693,7 +702,7 @@ def _check_references(
                         problems.append(
                             Problem(
                                 f"{column} is empty",
-                                file=str(files[spec.name]),
+                                file=_src(files.get(spec.name)),
                                 layer=spec.name,
                                 feature_id=ids[i],
                             )
@@ -704,7 +713,7 @@ def _check_references(
                         Problem(
                             f"{column} = {value!r} names no feature of layer {target}; "
                             f"fix the id or add that {target_spec.id_column}",
-                            file=str(files[spec.name]),
+                            file=_src(files.get(spec.name)),
                             layer=spec.name,
                             feature_id=ids[i],
                         )
@@ -720,7 +729,7 @@ def _check_references(
                 Problem(
                     f"applicants = {applicants} exceeds units = {units}; "
                     "a storage room has one applicant at most",
-                    file=str(files["storage_blocks"]),
+                    file=_src(files.get("storage_blocks")),
                     layer="storage_blocks",
                     feature_id=str(block_id),
                 )
@@ -755,7 +764,7 @@ def read_layers(path: str | Path, *, settings: Settings | None = None) -> Layers
     path
         A folder of layer files or one GeoPackage with the contract's layer names.
     settings
-        The run's settings (working CRS); defaults when omitted.
+        The run's settings (working CRS, ``include_personal``); defaults when omitted.
 
     Returns
     -------
@@ -766,26 +775,92 @@ def read_layers(path: str | Path, *, settings: Settings | None = None) -> Layers
     ------
     LayerError
         With every problem found: missing layers or columns, unreadable files, a
-        missing CRS, bad geometry, duplicate or dangling ids, bad counts.
+        missing CRS, bad geometry, misplaced coordinates, duplicate or dangling ids,
+        bad counts.
     """
     settings = settings or Settings()
     found, problems = find_layer_files(path)
-    frames: dict[str, gpd.GeoDataFrame] = {}
+    raw: dict[str, gpd.GeoDataFrame] = {}
     files: dict[str, Path] = {}
+    for spec in SPECS:
+        if spec.name not in found:
+            continue
+        file, inner = found[spec.name]
+        frame, read_problems = _read_one(spec, file, inner)
+        problems += read_problems
+        if frame is not None:
+            raw[spec.name] = frame
+            files[spec.name] = file
+    return _validate(raw, files, settings=settings, problems=problems, given=set(found))
+
+
+def validate_layers(
+    frames: Mapping[str, gpd.GeoDataFrame], *, settings: Settings | None = None
+) -> Layers:
+    """Validate and reproject a layer set held in memory, as :func:`read_layers` does.
+
+    Parameters
+    ----------
+    frames
+        GeoDataFrames by contract layer name, each with its CRS; not modified.
+    settings
+        The run's settings; defaults when omitted.
+
+    Returns
+    -------
+    Layers
+        Every contract layer in the working CRS (``sources`` is empty: no files).
+
+    Raises
+    ------
+    LayerError
+        With every problem found, as :func:`read_layers`; problems name the layer and
+        the feature but no file.
+    """
+    settings = settings or Settings()
+    unknown = sorted(set(frames) - set(LAYER_NAMES))
+    problems = [
+        Problem(f"not a layer of the contract; use one of {', '.join(LAYER_NAMES)}", layer=name)
+        for name in unknown
+    ]
+    raw: dict[str, gpd.GeoDataFrame] = {}
+    for spec in SPECS:
+        frame = frames.get(spec.name)
+        if frame is None:
+            if spec.mandatory:
+                problems.append(Problem("required layer missing", layer=spec.name))
+            continue
+        if not len(frame):
+            problems += _no_features(spec, None)
+            frame = _empty(spec, frame.crs or pyproj.CRS(4326))
+        elif frame.crs is None:
+            problems.append(Problem("has no coordinate reference system; set one", layer=spec.name))
+            continue
+        raw[spec.name] = frame
+    return _validate(raw, {}, settings=settings, problems=problems, given=set(frames))
+
+
+def _validate(
+    raw: Mapping[str, gpd.GeoDataFrame],
+    files: Mapping[str, Path],
+    *,
+    settings: Settings,
+    problems: list[Problem],
+    given: Collection[str],
+) -> Layers:
+    """Check every layer read, then the layer set; return it in the working CRS."""
+    frames: dict[str, gpd.GeoDataFrame] = {}
     sound: dict[str, np.ndarray] = {}
     notes: list[str] = []
     surfaces = tuple(settings.catalogue.value("trench", "cost_cny_per_m"))
     for contract in SPECS:
-        if contract.name not in found:
+        if contract.name not in raw:
             continue
         spec = contract
         if "surface" in spec.choices:
             spec = replace(spec, choices={**spec.choices, "surface": surfaces})
-        file, inner = found[spec.name]
-        frame, read_problems = _read_one(spec, file, inner)
-        problems += read_problems
-        if frame is None:
-            continue
+        frame = raw[spec.name]
+        file = files.get(spec.name)
         column_problems = _check_columns(frame, spec, file)
         problems += column_problems
         if column_problems:
@@ -797,10 +872,9 @@ def read_layers(path: str | Path, *, settings: Settings | None = None) -> Layers
         problems += geometry_problems + location_problems + value_problems
         notes += repairs
         frames[spec.name] = frame
-        files[spec.name] = file
         if location_problems:
             sound[spec.name] = np.zeros(len(frame), dtype=bool)
-    problems += _check_references(frames, files, given=found)
+    problems += _check_references(frames, files, given=given)
     problems += _check_far(frames, files, sound)
     if problems:
         crs_only = all("coordinate reference system" in p.message for p in problems)
@@ -810,7 +884,10 @@ def read_layers(path: str | Path, *, settings: Settings | None = None) -> Layers
             frames, id_columns={spec.name: spec.id_column for spec in SPECS}
         )
         for redaction in redactions:
-            where = f"{files[redaction.layer]}, layer {redaction.layer}"
+            file = files.get(redaction.layer)
+            where = (
+                f"layer {redaction.layer}" if file is None else f"{file}, layer {redaction.layer}"
+            )
             notes += redaction.lines(where)
     crs = working_crs(frames, settings)
     out = {}
