@@ -10,12 +10,18 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .errors import GeoplanError
 from .settings import Settings, load_settings, parse_assignments
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from .layers import Layers
+    from .scale import ScaledPlan
 
 EXIT_BAD_INPUT = 2
 
@@ -151,6 +157,16 @@ def validate(
     is_flag=True,
     help="Check every cable's voltage drop with a pandapower load flow.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Plan the layers' partitions on a local Dask cluster of N worker processes.",
+)
+@click.option(
+    "--scheduler",
+    metavar="tcp://HOST:PORT",
+    help="Plan the layers' partitions on the running Dask cluster at this address.",
+)
 @settings_options
 @_user_errors
 def plan_command(
@@ -164,8 +180,13 @@ def plan_command(
     assignments: tuple[str, ...],
     no_maps: bool,
     check_power_flow: bool,
+    workers: int | None,
+    scheduler: str | None,
 ) -> None:
     """Plan meter boxes, cables and trenches for LAYERS and write them to --out."""
+    if workers is not None and scheduler is not None:
+        msg = "give --workers or --scheduler, not both"
+        raise click.UsageError(msg)
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from .export import export_plan
@@ -200,9 +221,33 @@ def plan_command(
         result = read_layers(layers, settings=settings)
         for line in result.warnings:
             click.echo(f"warning: {line}", err=True)
-        made = plan(result, settings=settings, progress=advance, check_power_flow=check_power_flow)
+        scaled = None
+        if workers is None and scheduler is None:
+            made = plan(
+                result, settings=settings, progress=advance, check_power_flow=check_power_flow
+            )
+        else:
+            scaled = _plan_on_dask(
+                result,
+                settings=settings,
+                workers=workers,
+                scheduler=scheduler,
+                check_power_flow=check_power_flow,
+                bar=bar,
+            )
+            made = scaled.plan
         advance("writing outputs")
         written = export_plan(made, out_dir)
+        if scaled is not None and not scaled.border.empty:
+            from .scale import write_border_report
+
+            written.append(write_border_report(scaled.border, out_dir / "border_supplies.csv"))
+            click.echo(
+                f"warning: {len(scaled.border)} supplies are within reach of more than one "
+                "partition; the plan may differ there from a single-process plan "
+                "(see border_supplies.csv)",
+                err=True,
+            )
         if not no_maps:
             from .maps import write_maps
 
@@ -210,6 +255,39 @@ def plan_command(
             written += write_maps(made, out_dir, tiles=tiles)
     _print_stats(made.stats)
     click.echo(f"wrote {len(written)} files to {out_dir}")
+
+
+def _plan_on_dask(
+    layers: Layers,
+    *,
+    settings: Settings,
+    workers: int | None,
+    scheduler: str | None,
+    check_power_flow: bool,
+    bar: Progress,
+) -> ScaledPlan:
+    """Plan the layers' partitions on a Dask cluster, showing each partition as it ends."""
+    from .partition import partition_layers
+    from .scale import dask_client, plan_on_dask
+
+    partitioning = partition_layers(layers, settings=settings)
+    total = len(partitioning.partitions)
+    task = bar.add_task(f"planning {total} partitions", total=total)
+
+    def done(partition_id: str, finished: int, total: int) -> None:
+        bar.update(
+            task, completed=finished, description=f"partition {partition_id} ({finished}/{total})"
+        )
+
+    with dask_client(workers=workers, scheduler=scheduler) as client:
+        return plan_on_dask(
+            layers,
+            client=client,
+            settings=settings,
+            partitioning=partitioning,
+            check_power_flow=check_power_flow,
+            progress=done,
+        )
 
 
 @cli.command(name="export")

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
@@ -387,7 +388,8 @@ def dask_client(*, workers: int | None = None, scheduler: str | None = None) -> 
         Start a :class:`distributed.LocalCluster` of this many single-threaded worker
         processes on this machine (no dashboard), closed on exit.
     scheduler
-        Or connect to the running scheduler at this address (``tcp://HOST:PORT``).
+        Or connect to the running scheduler at this address (``tcp://HOST:PORT``),
+        waiting up to ``distributed.comm.timeouts.connect`` (Dask's configuration).
 
     Yields
     ------
@@ -404,7 +406,7 @@ def dask_client(*, workers: int | None = None, scheduler: str | None = None) -> 
         raise ValueError(msg)
     if scheduler is not None:
         try:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler)
         except OSError as exc:
             msg = f"cannot reach the Dask scheduler at {scheduler} ({exc}); is it running?"
             raise PlanningError(msg) from None
@@ -503,9 +505,10 @@ def plan_on_dask(
     )
 
 
-def write_border_report(border: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    """Write the border supplies as CSV (UTF-8, one row per supply)."""
+def write_border_report(border: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write the border supplies as CSV (UTF-8, one row per supply); return the path."""
     border.to_csv(path, index=False, encoding="utf-8")
+    return Path(path)
 
 
 # ----------------------------------------------------------------- a synthetic city
