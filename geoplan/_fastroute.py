@@ -407,7 +407,8 @@ def _mehlhorn(arrays: GraphArrays, copies: Copies, terminal: BoolArray) -> IntAr
     mst = sparse.coo_array(csgraph.minimum_spanning_tree(terminal_graph))
     chosen = np.zeros(0, dtype=np.int64)
     if mst.nnz:
-        want = np.minimum(mst.row, mst.col) * n + np.maximum(mst.row, mst.col)
+        mr, mc = mst.row.astype(np.int64), mst.col.astype(np.int64)
+        want = np.minimum(mr, mc) * n + np.maximum(mr, mc)
         chosen = best[np.searchsorted(lo[best] * n + hi[best], want)]
     # The paths behind the chosen bridges: each end back to its terminal, and the bridge.
     a_side, b_side = ea[chosen], eb[chosen]
@@ -449,8 +450,12 @@ def edge_rows(arrays: GraphArrays, a: IntArray, b: IntArray) -> IntArray:
     n = arrays.n_nodes
     keys = arrays.u * n + arrays.v
     order = np.argsort(keys)
-    want = np.minimum(a, b) * n + np.maximum(a, b)
-    return order[np.searchsorted(keys, want, sorter=order)]
+    want = np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b)
+    at = order[np.searchsorted(keys, want, sorter=order).clip(0, len(keys) - 1)]
+    if len(want) and not np.array_equal(keys[at], want):
+        msg = "a route steps between nodes that no edge joins"
+        raise ValueError(msg)
+    return at
 
 
 def trench_sections(
