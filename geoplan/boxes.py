@@ -10,7 +10,6 @@ rooms: applicants use positions now, the rest are reserved for later applicants.
 from __future__ import annotations
 
 import logging
-import math
 
 import geopandas as gpd
 import numpy as np
@@ -26,12 +25,6 @@ logger = logging.getLogger(__name__)
 PLANNED_STATUSES = ("surveyed", "applied", "planned", "under_construction")
 
 
-def _split_counts(total: int, parts: int) -> list[int]:
-    """Split ``total`` into ``parts`` whole numbers that differ by at most one."""
-    base, extra = divmod(total, parts)
-    return [base + (1 if i < extra else 0) for i in range(parts)]
-
-
 def box_size(rooms: int, sizes: tuple[int, ...] | list[int]) -> int:
     """Return the smallest catalogue size with at least ``rooms`` positions."""
     for size in sorted(sizes):
@@ -39,43 +32,6 @@ def box_size(rooms: int, sizes: tuple[int, ...] | list[int]) -> int:
             return int(size)
     msg = f"{rooms} rooms exceed the largest meter box ({max(sizes)} positions)"
     raise ValueError(msg)
-
-
-def _sections(block: shapely.Polygon, parts: int) -> list[shapely.Polygon]:
-    """Cut a block into ``parts`` equal slices across its long axis."""
-    if parts == 1:
-        return [block]
-    rectangle = shapely.minimum_rotated_rectangle(block)
-    corners = np.asarray(rectangle.exterior.coords)[:4]
-    sides = np.roll(corners, -1, axis=0) - corners
-    long_side = int(np.argmax(np.hypot(sides[:, 0], sides[:, 1])))
-    origin = corners[long_side]
-    along = sides[long_side]
-    across = sides[(long_side + 1) % 4]
-    slices = []
-    for i in range(parts):
-        start = origin + along * i / parts
-        end = origin + along * (i + 1) / parts
-        strip = shapely.Polygon([start, end, end + across, start + across]).buffer(0.01)
-        piece = block.intersection(strip)
-        slices.append(piece if piece.geom_type == "Polygon" else piece.convex_hull)
-    return slices
-
-
-def _site(
-    section: shapely.Polygon, target: shapely.Geometry | None, setback_m: float
-) -> shapely.Point:
-    """Place a box on the section's edge nearest ``target``, ``setback_m`` outside it."""
-    centroid = section.centroid
-    if target is None or target.is_empty:
-        return centroid
-    on_edge = shapely.shortest_line(section.exterior, target).coords[0]
-    direction = np.subtract(on_edge, (centroid.x, centroid.y))
-    norm = float(np.hypot(*direction))
-    if norm == 0:
-        return shapely.Point(on_edge)
-    offset = direction / norm * setback_m
-    return shapely.Point(on_edge[0] + offset[0], on_edge[1] + offset[1])
 
 
 def site_boxes(
@@ -117,46 +73,54 @@ def site_boxes(
     if "allowed" in corridors:
         allowed = corridors[corridors["allowed"].fillna(True).astype(bool)]
     targets = allowed.geometry if len(allowed) else supplies.geometry
-    tree = shapely.STRtree(np.asarray(targets.array)) if len(targets) else None
+    target_array = np.asarray(targets.array, dtype=object)
+    tree = shapely.STRtree(target_array) if len(targets) else None
 
-    rows = []
-    for block, block_applicants, block_status in zip(
-        todo.itertuples(index=False),
-        applicants,
-        status.loc[todo.index].fillna("surveyed"),
-        strict=True,
-    ):
-        rooms = int(block.units)
-        length_m = _long_side_m(block.geometry)
-        parts = max(math.ceil(length_m / max_length_m), math.ceil(rooms / max(sizes)), 1)
-        parts = min(parts, max(rooms, 1))
-        for n, (section, section_rooms, used) in enumerate(
-            zip(
-                _sections(block.geometry, parts),
-                _split_counts(rooms, parts),
-                _split_counts(int(block_applicants), parts),
-                strict=True,
-            ),
-            start=1,
-        ):
-            target = None
-            if tree is not None:
-                nearest = tree.query_nearest(section, all_matches=False)
-                target = targets.iloc[int(nearest[0])] if len(nearest) else None
-            rows.append(
-                {
-                    "box_id": f"{block.block_id}-M{n}",
-                    "block_id": block.block_id,
-                    "compound_id": block.compound_id,
-                    "rooms": section_rooms,
-                    "positions": box_size(max(section_rooms, 1), sizes),
-                    "used": used,
-                    "status": block_status,
-                    "geometry": _site(section, target, setback_m),
-                }
-            )
+    geoms = np.asarray(todo.geometry.array, dtype=object)
+    rooms = todo["units"].to_numpy().astype(np.int64)
+    applied = np.asarray(applicants, dtype=float).astype(np.int64)
+    corners = _rectangle_corners(geoms)
+    sides = np.roll(corners, -1, axis=1) - corners
+    side_m = np.hypot(sides[..., 0], sides[..., 1])
+    length_m = side_m.max(axis=1) if len(geoms) else np.zeros(0)
+    parts = np.maximum(
+        np.maximum(np.ceil(length_m / max_length_m), np.ceil(rooms / max(sizes))), 1
+    ).astype(np.int64)
+    parts = np.minimum(parts, np.maximum(rooms, 1))
+    block_of = np.repeat(np.arange(len(geoms)), parts)
+    first = np.repeat(np.cumsum(parts) - parts, parts)
+    rank = np.arange(len(block_of)) - first  # section number within its block, from 0
+    sections = _sections_of(geoms, (corners, sides), parts, block_of=block_of, rank=rank)
+    site = sections
+    if tree is not None and len(sections):
+        inputs, nearest = tree.query_nearest(sections, all_matches=False)
+        chosen = np.full(len(sections), None, dtype=object)
+        chosen[inputs] = target_array[nearest]
+        site = _sites(sections, chosen, setback_m)
+    else:
+        site = shapely.centroid(sections)
+    section_rooms = _split(rooms[block_of], parts[block_of], rank)
+    section_used = _split(applied[block_of], parts[block_of], rank)
+    sorted_sizes = np.sort(np.asarray(sizes, dtype=np.int64))
+    need = np.maximum(section_rooms, 1)
+    if len(need) and need.max() > sorted_sizes[-1]:
+        box_size(int(need.max()), sizes)  # raises with the message
+    block_ids = todo["block_id"].to_numpy(object)
+    rows = {
+        "box_id": [
+            f"{b}-M{n + 1}" for b, n in zip(block_ids[block_of], rank.tolist(), strict=True)
+        ],
+        "block_id": block_ids[block_of],
+        "compound_id": todo["compound_id"].to_numpy(object)[block_of],
+        "rooms": section_rooms,
+        "positions": sorted_sizes[np.searchsorted(sorted_sizes, need)],
+        "used": section_used,
+        "status": status.loc[todo.index].fillna("surveyed").to_numpy(object)[block_of],
+    }
     boxes = (
-        gpd.GeoDataFrame(rows, geometry="geometry", crs=blocks.crs) if rows else _no_boxes(blocks)
+        gpd.GeoDataFrame(rows, geometry=site, crs=blocks.crs)
+        if len(block_of)
+        else _no_boxes(blocks)
     )
     boxes["reserved"] = boxes["positions"] - boxes["used"]
     basis = boxes["used"] if settings.load_basis == "applicants" else boxes["rooms"]
@@ -176,13 +140,6 @@ def site_boxes(
     return boxes
 
 
-def _long_side_m(polygon: shapely.Polygon) -> float:
-    rectangle = shapely.minimum_rotated_rectangle(polygon)
-    corners = np.asarray(rectangle.exterior.coords)[:4]
-    sides = np.roll(corners, -1, axis=0) - corners
-    return float(np.hypot(sides[:, 0], sides[:, 1]).max())
-
-
 def _no_boxes(blocks: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     columns = ["box_id", "block_id", "compound_id", "rooms", "positions", "used", "status"]
     return gpd.GeoDataFrame(
@@ -192,3 +149,80 @@ def _no_boxes(blocks: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         },
         geometry=gpd.GeoSeries([], crs=blocks.crs),
     )
+
+
+def _rectangle_corners(geoms: np.ndarray) -> np.ndarray:
+    """Return the first four corners of each polygon's minimum rotated rectangle, (n, 4, 2)."""
+    if not len(geoms):
+        return np.zeros((0, 4, 2))
+    rectangles = shapely.minimum_rotated_rectangle(geoms)
+    rings = shapely.get_exterior_ring(rectangles)
+    coords, index = shapely.get_coordinates(rings, return_index=True)
+    start = np.searchsorted(index, np.arange(len(geoms)))
+    return coords[start[:, None] + np.arange(4)]
+
+
+def _split(total: np.ndarray, parts: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """Split ``total`` into ``parts`` whole numbers differing by one at most; part ``rank``."""
+    base, extra = np.divmod(total, parts)
+    return (base + (rank < extra)).astype(np.int64)
+
+
+def _sections_of(
+    geoms: np.ndarray,
+    rectangles: tuple[np.ndarray, np.ndarray],
+    parts: np.ndarray,
+    *,
+    block_of: np.ndarray,
+    rank: np.ndarray,
+) -> np.ndarray:
+    """Cut blocks into ``parts`` equal slices across the long axis of their rectangle.
+
+    ``rectangles`` are each block's minimum rotated rectangle's corners and sides; one
+    slice is returned per (``block_of``, ``rank``). A slice that is not one polygon is
+    replaced by its convex hull.
+    """
+    corners, sides = rectangles
+    out = geoms[block_of].copy()
+    cut = np.flatnonzero(parts[block_of] > 1)
+    if not cut.size:
+        return out
+    b = block_of[cut]
+    long_side = np.argmax(np.hypot(sides[..., 0], sides[..., 1]), axis=1)[b]
+    origin = corners[b, long_side]
+    along = sides[b, long_side]
+    across = sides[b, (long_side + 1) % 4]
+    i = rank[cut][:, None]
+    n = parts[b][:, None]
+    start = origin + along * i / n
+    end = origin + along * (i + 1) / n
+    ring = np.stack([start, end, end + across, start + across, start], axis=1)
+    strips = shapely.buffer(shapely.polygons(ring), 0.01, quad_segs=16)
+    pieces = shapely.intersection(geoms[b], strips)
+    polygon = shapely.get_type_id(pieces) == 3
+    pieces[~polygon] = shapely.convex_hull(pieces[~polygon])
+    out[cut] = pieces
+    return out
+
+
+def _sites(sections: np.ndarray, targets: np.ndarray, setback_m: float) -> np.ndarray:
+    """Place a box on each section's edge nearest its target, ``setback_m`` outside it.
+
+    A section without a target (``None`` or empty) gets its box at its centroid.
+    """
+    centroid = shapely.centroid(sections)
+    out = centroid.copy()
+    has = np.flatnonzero(
+        np.array([t is not None for t in targets], dtype=bool) & ~shapely.is_empty(targets)
+    )
+    if not has.size:
+        return out
+    lines = shapely.shortest_line(shapely.get_exterior_ring(sections[has]), targets[has])
+    on_edge = shapely.get_coordinates(shapely.get_point(lines, 0))
+    direction = on_edge - shapely.get_coordinates(centroid[has])
+    norm = np.hypot(direction[:, 0], direction[:, 1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        offset = direction / norm[:, None] * setback_m
+    xy = np.where((norm == 0)[:, None], on_edge, on_edge + offset)
+    out[has] = shapely.points(xy)
+    return out

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyproj
 import shapely
@@ -138,17 +139,26 @@ def _removals(
     present = scored[~scored["reasons"].astype(str).str.contains("removed", regex=False)]
     if "to_block_id" not in present or not len(present):
         return present.assign(box_id="")
-    ends = gpd.GeoSeries(
-        shapely.get_point(present.geometry.array, -1), index=present.index, crs=layers.crs
+    ends = shapely.get_point(np.asarray(present.geometry.array, dtype=object), -1)
+    # Each wire goes to the served box of its block nearest its end (the first of equals).
+    wires = pd.DataFrame({"wire": np.arange(len(present)), "block_id": present["to_block_id"]})
+    mask = boxes["box_id"].isin(served).to_numpy()
+    fed = pd.DataFrame(
+        {
+            "box_id": boxes["box_id"].to_numpy()[mask],
+            "block_id": boxes["block_id"].to_numpy()[mask],
+            "position": np.arange(int(mask.sum())),
+            "geometry": np.asarray(boxes.geometry.array, dtype=object)[mask],
+        }
     )
-    box_ids = []
-    for wire_index, block_id in present["to_block_id"].items():
-        candidates = boxes[(boxes["block_id"] == block_id) & boxes["box_id"].isin(served)]
-        if candidates.empty:
-            box_ids.append("")
-            continue
-        nearest = candidates.distance(ends.loc[wire_index]).to_numpy().argmin()
-        box_ids.append(str(candidates["box_id"].iloc[nearest]))
+    pairs = wires.merge(fed, on="block_id", how="inner")
+    box_ids = np.full(len(present), "", dtype=object)
+    if len(pairs):
+        wire = pairs["wire"].to_numpy()
+        dist = shapely.distance(ends[wire], np.asarray(pairs["geometry"].to_numpy(), dtype=object))
+        order = np.lexsort((pairs["position"].to_numpy(), dist, wire))
+        first = order[np.r_[True, wire[order][1:] != wire[order][:-1]]]
+        box_ids[wire[first]] = pairs["box_id"].to_numpy()[first].astype(str)
     return present.assign(box_id=box_ids)
 
 
