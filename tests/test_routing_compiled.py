@@ -1,0 +1,353 @@
+"""The compiled routing path (arrays + scipy csgraph) against the networkx reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from networkx.algorithms.approximation import steiner_tree
+from shapely import LineString, Point, box
+
+from benchmarks.city import CitySpec, make_city, write_city
+from geoplan import load_settings
+from geoplan import routing as reference
+from geoplan._fastroute import (
+    Search,
+    adjacency,
+    candidate_pairs,
+    steiner_routes,
+    trench_sections,
+)
+from geoplan._graph import GraphArrays, from_networkx, to_networkx
+from geoplan.layers import read_layers
+from geoplan.network import attach_arrays, attach_points, build_arrays, build_graph
+from geoplan.plan import Plan, plan
+
+CRS = "EPSG:32648"
+SETTINGS = load_settings()
+NO_BARRIERS = gpd.GeoSeries([], crs=CRS)
+
+
+def _random_graph(seed: int, n: int = 14, drop: float = 0.1) -> nx.Graph:
+    """A jittered grid with random weights (no ties), nodes 0..n*n-1, in EPSG:32648."""
+    rng = np.random.default_rng(seed)
+    graph = nx.Graph(crs=CRS)
+    xy = np.stack(np.meshgrid(np.arange(n), np.arange(n), indexing="ij"), -1).reshape(-1, 2)
+    xy = xy * 30.0 + rng.uniform(-5, 5, size=xy.shape) + [600_000.0, 4_390_000.0]
+    for i, (x, y) in enumerate(xy):
+        graph.add_node(i, x=float(x), y=float(y), road_crossing=False)
+    for i in range(n * n):
+        for j in (i + 1, i + n):
+            if (j == i + 1 and j % n == 0) or j >= n * n or rng.random() < drop:
+                continue
+            line = LineString([xy[i], xy[j]])
+            graph.add_edge(
+                i,
+                j,
+                length_m=line.length,
+                weight=line.length * rng.uniform(100, 400),
+                surface="paving",
+                corridor_id=f"K{i}-{j}",
+                kind="walkway",
+                off_corridor=bool(rng.random() < 0.1),
+                road_crossings=0.0,
+                geometry=line,
+            )
+    return graph
+
+
+def _terminals(graph: nx.Graph, seed: int) -> tuple[dict[str, int], pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed + 100)
+    picked = rng.choice(graph.number_of_nodes(), size=40, replace=False)
+    supplies, box_nodes = picked[:4], picked[4:]
+    nodes = {f"supply:S{i}": int(n) for i, n in enumerate(supplies)}
+    nodes |= {f"box:B{i:02d}": int(n) for i, n in enumerate(box_nodes)}
+    boxes = pd.DataFrame(
+        {
+            "box_id": [f"B{i:02d}" for i in range(len(box_nodes))],
+            "radius_m": rng.choice([150.0, 250.0], size=len(box_nodes)),
+            "demand_kva": rng.uniform(3, 20, size=len(box_nodes)),
+        }
+    )
+    candidates = pd.DataFrame(
+        {
+            "candidate_id": [f"S{i}" for i in range(4)],
+            "group": [f"S{i}" for i in range(4)],
+            "spare_kva": [60.0, 200.0, 30.0, 200.0],
+            "circuits": [3, 8, 2, 8],
+        }
+    )
+    return nodes, boxes, candidates
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_candidate_routes_and_costs_match_networkx(seed: int) -> None:
+    graph = _random_graph(seed)
+    nodes, boxes, candidates = _terminals(graph, seed)
+    want, paths, _ = reference.candidate_pairs(graph, nodes, boxes, candidates)
+    arrays = from_networkx(graph)
+    got, search, entries = candidate_pairs(arrays, adjacency(arrays), nodes, boxes, candidates)
+    key = ["box_id", "candidate_id"]
+    want = want.sort_values(key, ignore_index=True)
+    order = got.sort_values(key).index
+    got, entries = got.loc[order].reset_index(drop=True), entries[order]
+    assert len(want) > 20
+    pd.testing.assert_frame_equal(got[key], want[key])
+    np.testing.assert_array_equal(got["cost_cny"], want["cost_cny"])
+    np.testing.assert_allclose(got["length_m"], want["length_m"], rtol=0, atol=1e-9)
+    assert (got["in_radius"] == want["in_radius"]).all()
+    for (b, c), entry in zip(
+        zip(got["box_id"], got["candidate_id"], strict=False), entries, strict=True
+    ):
+        route = [int(entry)]
+        while search.pred[route[-1]] >= 0:
+            route.append(int(search.pred[route[-1]]))
+        assert search.copies.node[route[::-1]].tolist() == paths[b, c]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_steiner_trenches_match_networkx(seed: int) -> None:
+    graph = _random_graph(seed)
+    nodes, boxes, candidates = _terminals(graph, seed)
+    pairs, paths, balls = reference.candidate_pairs(graph, nodes, boxes, candidates)
+    assigned = reference.assign(pairs[pairs["in_radius"]], boxes, candidates)
+    radius = dict(zip(boxes["box_id"], boxes["radius_m"], strict=True))
+    want = reference.shared_trenches(
+        graph, nodes, assigned, paths=paths, balls=balls, radius_by_box=radius
+    )
+    arrays = from_networkx(graph)
+    got_pairs, search, entries = candidate_pairs(
+        arrays, adjacency(arrays), nodes, boxes, candidates
+    )
+    pair_entry = dict(
+        zip(
+            zip(got_pairs["box_id"], got_pairs["candidate_id"], strict=False),
+            entries.tolist(),
+            strict=True,
+        )
+    )
+    box_ids, route_of, route_nodes = steiner_routes(
+        arrays, search, assigned, pair_entry=pair_entry, radius_by_box=radius
+    )
+    got = {b: route_nodes[route_of == i].tolist() for i, b in enumerate(box_ids)}
+    assert got == want
+    assert any(len(g) > 1 for g in assigned.groupby("candidate_id").groups.values())
+
+    supply_of = dict(zip(assigned["box_id"], assigned["candidate_id"], strict=True))
+    want_trenches, want_boxes, _ = reference.trench_sections(graph, want, supply_of)
+    got_trenches, got_boxes, _, _ = trench_sections(
+        arrays, box_ids, route_of, route_nodes, supply_of
+    )
+    columns = ["trench_id", "supply_id", "surface", "off_corridor", "n_cables"]
+    pd.testing.assert_frame_equal(got_trenches[columns], want_trenches[columns])
+    np.testing.assert_allclose(got_trenches["length_m"], want_trenches["length_m"], atol=1e-9)
+    np.testing.assert_allclose(got_trenches["cost_cny"], want_trenches["cost_cny"], atol=1e-6)
+    assert shapely.equals(got_trenches.geometry.array, want_trenches.geometry.array).all()
+    pd.testing.assert_frame_equal(
+        got_boxes.reset_index(drop=True), want_boxes.astype({"box_id": object})
+    )
+
+
+def test_mehlhorn_tree_matches_networkx_steiner_tree() -> None:
+    for seed in range(10):
+        graph = _random_graph(seed, n=10, drop=0.0)
+        rng = np.random.default_rng(seed)
+        terminals = [int(t) for t in rng.choice(100, size=8, replace=False)]
+        tree = steiner_tree(graph, terminals, weight="weight", method="mehlhorn")
+        want = sum(graph.edges[e]["weight"] for e in tree.edges)
+        nodes = {"supply:S": terminals[0]} | {f"box:B{i}": t for i, t in enumerate(terminals[1:])}
+        boxes = pd.DataFrame({"box_id": [f"B{i}" for i in range(7)], "radius_m": 1e6})
+        arrays = from_networkx(graph)
+        pairs, search, entries = candidate_pairs(
+            arrays, adjacency(arrays), nodes, boxes, pd.DataFrame({"candidate_id": ["S"]})
+        )
+        assigned = pd.DataFrame({"box_id": pairs["box_id"], "candidate_id": "S"})
+        pair_entry = {(b, "S"): int(e) for b, e in zip(pairs["box_id"], entries, strict=True)}
+        _, route_of, route_nodes = steiner_routes(
+            arrays,
+            search,
+            assigned,
+            pair_entry=pair_entry,
+            radius_by_box=dict.fromkeys(boxes["box_id"], 1e6),
+        )
+        same = route_of[1:] == route_of[:-1]
+        edges = {
+            (min(a, b), max(a, b))
+            for a, b in zip(route_nodes[:-1][same], route_nodes[1:][same], strict=True)
+        }
+        got = sum(graph.edges[e]["weight"] for e in edges)
+        assert got == pytest.approx(want, rel=1e-12), seed
+        assert isinstance(search, Search)
+
+
+def test_arrays_round_trip_through_networkx() -> None:
+    graph = _random_graph(1, n=6)
+    back = to_networkx(from_networkx(graph))
+    assert sorted(back.edges) == sorted(graph.edges)
+    for a, b, data in graph.edges(data=True):
+        assert back.edges[a, b]["weight"] == data["weight"]
+        assert back.edges[a, b]["geometry"].equals(data["geometry"])
+
+
+def test_build_graph_is_the_arrays_as_networkx() -> None:
+    corridors = gpd.GeoDataFrame(
+        {"corridor_id": ["A", "B"], "surface": ["paving", "soil"]},
+        geometry=[LineString([(0, 0), (100, 0)]), LineString([(50, -50), (50, 50)])],
+        crs=CRS,
+    )
+    arrays = build_arrays(corridors, barriers=NO_BARRIERS, settings=SETTINGS)
+    graph = build_graph(corridors, barriers=NO_BARRIERS, settings=SETTINGS)
+    assert isinstance(arrays, GraphArrays)
+    assert arrays.n_edges == graph.number_of_edges() == 4
+    assert list(graph.edges) == list(zip(arrays.u.tolist(), arrays.v.tolist(), strict=True))
+
+
+@pytest.mark.parametrize("with_corridors", [True, False])
+def test_attach_arrays_matches_attach_points(with_corridors: bool) -> None:
+    corridors = gpd.GeoDataFrame(
+        {"corridor_id": ["A", "B"], "surface": ["paving", "asphalt"], "kind": [None, "road"]},
+        geometry=[LineString([(0, 0), (200, 0)]), LineString([(100, -80), (100, 80)])],
+        crs=CRS,
+    )
+    if not with_corridors:
+        corridors = corridors.iloc[:0]
+    barriers = gpd.GeoSeries([box(30, 10, 60, 25)], crs=CRS)
+    points = gpd.GeoDataFrame(
+        {"id": ["a", "b", "c", "d", "e"]},
+        geometry=[Point(45, 30), Point(150, 12), Point(100.0, 0.0), Point(10, -20), Point(75, 40)],
+        crs=CRS,
+    )
+    arrays = build_arrays(corridors, barriers=barriers, settings=SETTINGS)
+    graph, want = attach_points(to_networkx(arrays), points, barriers=barriers, settings=SETTINGS)
+    got_arrays, got = attach_arrays(arrays, points, barriers=barriers, settings=SETTINGS)
+    assert got == want
+    edges = {
+        (min(a, b), max(a, b)): (d["length_m"], d["weight"], d["surface"])
+        for a, b, d in graph.edges(data=True)
+    }
+    got_edges = {
+        (int(a), int(b)): (length, weight, surface)
+        for a, b, length, weight, surface in zip(
+            got_arrays.u,
+            got_arrays.v,
+            got_arrays.length_m,
+            got_arrays.weight,
+            got_arrays.surface,
+            strict=True,
+        )
+    }
+    assert got_edges.keys() == edges.keys()
+    for key, (length, weight, surface) in edges.items():
+        assert got_edges[key] == (pytest.approx(length), pytest.approx(weight), surface)
+
+
+def _plans(path: Path) -> tuple[Plan, Plan]:
+    layers = read_layers(path)
+    return plan(layers, engine="networkx"), plan(layers, engine="csgraph")
+
+
+def _assert_same_plan(a: Plan, b: Plan) -> None:
+    assert a.stats == pytest.approx(b.stats, rel=1e-12)
+    pd.testing.assert_frame_equal(
+        a.cables.drop(columns="geometry"), b.cables.drop(columns="geometry"), rtol=1e-12
+    )
+    assert shapely.equals(a.cables.geometry.array, b.cables.geometry.array).all()
+    pd.testing.assert_frame_equal(
+        a.trenches.drop(columns="geometry"), b.trenches.drop(columns="geometry"), rtol=1e-12
+    )
+    pd.testing.assert_frame_equal(a.unserved, b.unserved)
+    pd.testing.assert_frame_equal(a.summary, b.summary, rtol=1e-12)
+
+
+def test_sample_district_plans_the_same_with_both_engines() -> None:
+    _assert_same_plan(*_plans(Path("layers/haibowan")))
+
+
+def test_synthetic_city_plans_the_same_with_both_engines(tmp_path: Path) -> None:
+    path = tmp_path / "city.gpkg"
+    write_city(make_city(CitySpec(2500, seed=3)), str(path))
+    networkx_plan, csgraph_plan = _plans(path)
+    assert networkx_plan.stats["served_boxes"] > 50
+    _assert_same_plan(networkx_plan, csgraph_plan)
+
+
+def _chain_instance(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Boxes along a street, each reaching the 2-3 supplies around it: one long part."""
+    rng = np.random.default_rng(seed)
+    n_supplies, n_boxes = 24, 220
+    supply_x = np.arange(n_supplies) * 100.0
+    box_x = rng.uniform(0, supply_x[-1], n_boxes)
+    rows = []
+    for b, x in enumerate(box_x):
+        for s in np.flatnonzero(np.abs(supply_x - x) <= 150.0):
+            length = abs(supply_x[s] - x) + rng.uniform(0, 20)
+            rows.append((f"B{b:03d}", f"S{s:02d}", length * 200.0, length))
+    pairs = pd.DataFrame(rows, columns=["box_id", "candidate_id", "cost_cny", "length_m"])
+    boxes = pd.DataFrame(
+        {"box_id": [f"B{b:03d}" for b in range(n_boxes)], "demand_kva": rng.uniform(4, 12, n_boxes)}
+    )
+    # Most supplies have room to spare; a few, far apart, are short of it.
+    spare = np.where(np.isin(np.arange(n_supplies), [3, 12, 20]), 25.0, 400.0)
+    candidates = pd.DataFrame(
+        {
+            "candidate_id": [f"S{s:02d}" for s in range(n_supplies)],
+            "group": [f"S{s:02d}" for s in range(n_supplies)],
+            "spare_kva": spare,
+            "circuits": 12,
+        }
+    )
+    return pairs, boxes, candidates
+
+
+def _objective(chosen: pd.DataFrame, pairs: pd.DataFrame) -> tuple[int, float]:
+    cost = pairs.set_index(["box_id", "candidate_id"])["cost_cny"]
+    return len(chosen), float(
+        cost.loc[list(zip(chosen["box_id"], chosen["candidate_id"], strict=False))].sum()
+    )
+
+
+def _feasible(answer: pd.DataFrame, boxes: pd.DataFrame, candidates: pd.DataFrame) -> bool:
+    load = answer.merge(boxes, on="box_id").groupby("candidate_id")["demand_kva"].sum()
+    count = answer.groupby("candidate_id").size()
+    table = candidates.set_index("candidate_id")
+    return bool(
+        (load <= table["spare_kva"].loc[load.index] + 1e-9).all()
+        and (count <= table["circuits"].loc[count.index]).all()
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_partitioned_assignment_agrees_with_one_integer_programme(seed: int) -> None:
+    pairs, boxes, candidates = _chain_instance(seed)
+    whole = reference._solve_part(
+        pairs.assign(group=pairs["candidate_id"], total=pairs["cost_cny"]),
+        sorted(pairs["box_id"].unique()),
+        demand=dict(zip(boxes["box_id"], boxes["demand_kva"], strict=True)),
+        spare=candidates.set_index("group")["spare_kva"],
+        circuits=candidates.set_index("group")["circuits"],
+    )
+    served, cost = _objective(whole, pairs)
+    # Split into parts (and the cheapest supply where nothing is overloaded): exact.
+    parts = reference.assign(pairs, boxes, candidates, max_part_pairs=None)
+    assert _objective(parts, pairs) == (served, pytest.approx(cost, rel=1e-6))
+    assert _feasible(parts, boxes, candidates)
+    # A part too large is solved exactly only around its overloaded supplies: feasible,
+    # as many served, and (on these cases) within 0.5 % of the optimum.
+    split = reference.assign(pairs, boxes, candidates, max_part_pairs=60)
+    split_served, split_cost = _objective(split, pairs)
+    assert _feasible(split, boxes, candidates)
+    assert split_served == served
+    assert cost - 1e-6 <= split_cost <= cost * 1.005
+
+
+def test_assignment_takes_the_cheapest_supply_where_nothing_is_overloaded() -> None:
+    pairs, boxes, candidates = _chain_instance(0)
+    roomy = candidates.assign(spare_kva=1e6, circuits=1000)
+    chosen = reference.assign(pairs, boxes, roomy)
+    cheapest = pairs.loc[pairs.groupby("box_id")["cost_cny"].idxmin(), ["box_id", "candidate_id"]]
+    pd.testing.assert_frame_equal(chosen, cheapest.sort_values("box_id", ignore_index=True))
