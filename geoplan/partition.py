@@ -162,7 +162,9 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return csgraph.connected_components(graph, directed=False)[1]
 
 
-def _links(layers: Layers, footprints: gpd.GeoSeries, reach_m: float, feeder_reach_m: float):
+def _links(
+    layers: Layers, footprints: gpd.GeoSeries, reach_m: float, feeder_reach_m: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Pairs of compounds (positions in ``footprints``) whose plans may interact.
 
     Returns the pairs close enough to share a supply or a trench, and the pairs that

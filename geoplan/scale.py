@@ -470,6 +470,10 @@ def plan_on_dask(
     partitioning = partitioning or partition_layers(layers, settings=settings)
     portable = PortableSettings.of(settings)
     partitions = partitioning.partitions
+    if not partitions:  # no compounds: nothing to spread
+        made = plan(layers, settings=settings, check_power_flow=check_power_flow)
+        empty = pd.DataFrame({"partition_id": [], "seconds": []})
+        return ScaledPlan(made, partitioning, border_effects(partitioning, made), empty)
     run = uuid.uuid4().hex[:12]
     futures = client.map(
         task,
