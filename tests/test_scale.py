@@ -17,13 +17,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import dask
 import geopandas as gpd
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from conftest import make_layers, write_layers
 from distributed import Client, LocalCluster
 from geopandas.testing import assert_geodataframe_equal
 
+from geoplan.cli import cli
 from geoplan.layers import Layers, read_layers
 from geoplan.partition import partition_layers
 from geoplan.plan import Plan, plan
@@ -277,17 +280,26 @@ def test_plan_command_on_a_cluster(tmp_path: Path, client: Client) -> None:
             gpd.read_file(tmp_path / "one" / "plan.gpkg", layer=layer),
         )
 
-    both = geoplan_plan(
-        layers, "--out", tmp_path / "both", "--workers", "1", "--scheduler", address, cwd=tmp_path
+
+def test_plan_command_refuses_workers_with_a_scheduler_and_a_dead_scheduler(
+    tmp_path: Path,
+) -> None:
+    layers = str(write_layers(make_layers(), tmp_path / "layers"))
+    runner = CliRunner()
+    dead_scheduler = ["--scheduler", "tcp://127.0.0.1:9"]
+    both = runner.invoke(
+        cli, ["plan", layers, "--out", str(tmp_path / "both"), "--workers", "1", *dead_scheduler]
     )
-    assert both.returncode == 2
-    assert "not both" in both.stderr
-    unreachable = geoplan_plan(
-        layers, "--out", tmp_path / "none", "--scheduler", "tcp://127.0.0.1:9", cwd=tmp_path
-    )
-    assert unreachable.returncode == 2
-    assert "error: cannot reach the Dask scheduler at tcp://127.0.0.1:9" in unreachable.stderr
-    assert "Traceback" not in unreachable.stderr
+    assert both.exit_code == 2
+    assert "not both" in both.output
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        dead = runner.invoke(
+            cli,
+            ["plan", layers, "--out", str(tmp_path / "dead"), *dead_scheduler],
+        )
+    assert dead.exit_code == 2
+    assert "error: cannot reach the Dask scheduler at tcp://127.0.0.1:9" in dead.output
+    assert dead.exception is None or isinstance(dead.exception, SystemExit)
 
 
 def test_plan_command_on_local_workers(tmp_path: Path) -> None:
