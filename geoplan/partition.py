@@ -65,6 +65,8 @@ class Partition:
         The partition's layers (a plain dict, so that it pickles), in ``crs``.
     crs
         The working CRS of the layer set.
+    sources
+        The file each layer of the whole set was read from.
     storage_blocks
         Storage blocks of the core compounds (a size for scheduling and reports).
     """
@@ -73,6 +75,7 @@ class Partition:
     compound_ids: tuple[str, ...]
     frames: Mapping[str, gpd.GeoDataFrame]
     crs: pyproj.CRS
+    sources: Mapping[str, str]
     storage_blocks: int
 
     def layers(self) -> Layers:
@@ -80,7 +83,7 @@ class Partition:
         return Layers(
             frames=MappingProxyType(dict(self.frames)),
             crs=self.crs,
-            sources=MappingProxyType(dict.fromkeys(self.frames, self.partition_id)),
+            sources=MappingProxyType(dict(self.sources)),
         )
 
 
@@ -338,6 +341,7 @@ def partition_layers(
                 compound_ids=core,
                 frames=frames,
                 crs=layers.crs,
+                sources=dict(layers.sources),
                 storage_blocks=len(frames["storage_blocks"]),
             )
         )
