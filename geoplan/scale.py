@@ -19,6 +19,7 @@ import heapq
 import logging
 import math
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -148,8 +149,6 @@ def plan_partition(
     PartitionPlan
         The partition's plan, without the input layers.
     """
-    import time
-
     start = time.perf_counter()
     made = plan(partition.layers(), settings=settings.settings(), check_power_flow=check_power_flow)
     return PartitionPlan(
@@ -157,7 +156,7 @@ def plan_partition(
         meter_boxes=made.meter_boxes,
         cables=made.cables,
         trenches=made.trenches,
-        trench_first_box=first_cables(made.trenches, made.cables),
+        trench_first_box=trench_first_boxes(made.trenches, made.cables),
         removals=made.removals,
         unserved=made.unserved,
         summary=made.summary,
@@ -167,7 +166,7 @@ def plan_partition(
     )
 
 
-def first_cables(trenches: gpd.GeoDataFrame, cables: gpd.GeoDataFrame) -> tuple[str, ...]:
+def trench_first_boxes(trenches: gpd.GeoDataFrame, cables: gpd.GeoDataFrame) -> tuple[str, ...]:
     """Return, for each trench section, the smallest id of the boxes whose cables it carries.
 
     A cable runs in a section when its route covers the section and comes from one of
