@@ -368,39 +368,54 @@ def _solve_large_part(
     solve: _Solver,
     max_pairs: int,
 ) -> pd.DataFrame:
-    """Solve a part too large to solve whole: exactly around its overloaded supplies."""
+    """Solve a part too large to solve whole: exactly around its overloaded supplies.
+
+    The boxes that can reach an overloaded supply are re-assigned exactly (over all their
+    pairs), each cluster of them on its own, with the capacity the other boxes of the
+    part leave; the other boxes keep their cheapest supply.
+    """
     box_code, group_code = codes
     in_part = np.zeros(len(pairs), dtype=bool)
     in_part[rows] = True
-    region_groups = np.zeros(len(over), dtype=bool)
-    region_groups[np.unique(group_code[rows][over[group_code[rows]]])] = True
     region_boxes = np.zeros(box_code.max() + 1, dtype=bool)
-    while True:
-        grow = in_part & region_groups[group_code]
-        boxes_now = region_boxes.copy()
-        boxes_now[box_code[grow]] = True
-        region_rows = np.flatnonzero(in_part & boxes_now[box_code])
-        if region_boxes.any() and len(region_rows) > max_pairs:
-            break
-        region_boxes = boxes_now
-        groups_now = region_groups.copy()
-        groups_now[group_code[region_rows]] = True
-        if (groups_now == region_groups).all():
-            break
-        region_groups = groups_now
+    region_boxes[box_code[in_part & over[group_code]]] = True
     region_rows = np.flatnonzero(in_part & region_boxes[box_code])
     fixed = cheapest[in_part[cheapest] & ~region_boxes[box_code[cheapest]]]
     kva = pairs["box_id"].iloc[fixed].map(solve.demand).to_numpy(float)
     fixed_groups = pairs["group"].iloc[fixed]
     spare = solve.spare.sub(pd.Series(kva).groupby(fixed_groups.to_numpy()).sum(), fill_value=0)
     circuits = solve.circuits.sub(fixed_groups.value_counts(), fill_value=0)
+    spare, circuits = spare.clip(lower=0.0), circuits.clip(lower=0)
+    n_box, n_group = box_code.max() + 1, group_code.max() + 1
+    link = coo_array(
+        (
+            np.ones(len(region_rows)),
+            (box_code[region_rows], n_box + group_code[region_rows]),
+        ),
+        shape=(n_box + n_group, n_box + n_group),
+    )
+    _, label = csgraph.connected_components(link, directed=False)
+    cluster = label[box_code[region_rows]]
+    order = np.argsort(cluster, kind="stable")
+    starts = np.flatnonzero(np.r_[True, cluster[order][1:] != cluster[order][:-1]])
+    solved = [pairs.iloc[fixed][["box_id", "candidate_id"]]]
+    batch: list[np.ndarray] = []
+    size = 0
+    for members in np.split(region_rows[order], starts[1:]):
+        batch.append(members)
+        size += len(members)
+        if size >= max_pairs:
+            solved.append(solve(np.concatenate(batch), spare, circuits))
+            batch, size = [], 0
+    if batch:
+        solved.append(solve(np.concatenate(batch), spare, circuits))
     logger.info(
-        "a part of %d pairs: %d pairs around overloaded supplies solved exactly",
+        "a part of %d pairs: %d pairs in %d clusters around overloaded supplies solved exactly",
         len(rows),
         len(region_rows),
+        len(starts),
     )
-    solved = solve(region_rows, spare.clip(lower=0.0), circuits.clip(lower=0))
-    return pd.concat([pairs.iloc[fixed][["box_id", "candidate_id"]], solved], ignore_index=True)
+    return pd.concat(solved, ignore_index=True)
 
 
 def _solve_part(
