@@ -297,8 +297,6 @@ def assign(
     solve = _Solver(pairs, demand, spare, circuits, time_limit_s)
     bad = np.flatnonzero(bad_part[part])
     sizes = np.bincount(part[bad], minlength=label.max() + 1)
-    batch: list[np.ndarray] = []
-    batch_size = 0
     for p in np.flatnonzero(bad_part):  # parts in label order: deterministic
         rows = bad[part[bad] == p]
         if max_part_pairs is not None and sizes[p] > max_part_pairs:
@@ -314,13 +312,9 @@ def assign(
                 )
             )
             continue
-        batch.append(rows)
-        batch_size += len(rows)
-        if max_part_pairs is None or batch_size >= max_part_pairs:
-            chosen.append(solve(np.concatenate(batch)))
-            batch, batch_size = [], 0
-    if batch:
-        chosen.append(solve(np.concatenate(batch)))
+        # One part per call: how ties resolve must not depend on the other parts
+        # (a partitioned run must give the same plan as a whole one).
+        chosen.append(solve(rows))
     logger.info(
         "assignment: %d parts, %d solved by the cheapest supply, %d as integer programmes",
         int(label[:n_boxes].max()) + 1 if n_boxes else 0,
