@@ -232,8 +232,8 @@ def assign(
     The problem splits into independent parts (boxes linked through the supplies they
     can reach, which the LV supply radius keeps local). In a part where every box can
     take its cheapest supply without overloading one, that choice is optimal and taken
-    as it is. Other parts are integer programmes solved exactly by HiGHS, several small
-    parts per call. A part with more than ``max_part_pairs`` pairs (a city-wide web of
+    as it is. Other parts are integer programmes solved exactly by HiGHS, one
+    part per call. A part with more than ``max_part_pairs`` pairs (a city-wide web of
     overlapping supply areas) is split: only the overloaded supplies and the boxes and
     supplies around them, grown outwards until ``max_part_pairs``, are solved exactly,
     with the capacity the rest of the part leaves them; the other boxes keep their
