@@ -397,7 +397,7 @@ def _corridor_table(corridors: gpd.GeoDataFrame, costs: _Costs) -> pd.DataFrame:
                 else np.full(len(corridors), None, dtype=object)
             ),
         }
-    )[usable]
+    )[usable].copy()
     frame["kind"] = frame["kind"].where(frame["kind"].notna(), None)
     frame["cost_cny_per_m"] = frame["surface"].map(costs.per_m)
     unknown = frame[frame["cost_cny_per_m"].isna()]
