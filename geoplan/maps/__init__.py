@@ -14,7 +14,7 @@ import hashlib
 import logging
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from geoplan.errors import OutputError
 
@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 COMPOUND_FOLDER = "compounds"
+CITY_FEATURES = 20_000
+"""Most features (:func:`map_features`) a district map draws one by one; above: overviews."""
+Scale = Literal["auto", "district", "city"]
+SCALES: tuple[Scale, ...] = ("auto", "district", "city")
 _SAFE_NAME = re.compile(r"[^\w-]", re.UNICODE)
 _MAX_NAME = 80
 
@@ -52,8 +56,36 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def write_maps(plan: Plan, out_dir: Path, *, tiles: str | None = None) -> list[Path]:
+def map_features(plan: Plan) -> int:
+    """Return how many features the full district map of a plan would draw.
+
+    Every compound, building, storage block, flying wire, supply point, meter box,
+    unserved block, trench and cable: what decides whether ``district.html`` can show them
+    all (:data:`CITY_FEATURES`).
+    """
+    layers = plan.layers
+    frames = (
+        *(layers[name] for name in ("compounds", "buildings", "storage_blocks")),
+        *(layers[name] for name in ("flying_wires", "supply_points")),
+        plan.meter_boxes,
+        plan.unserved,
+        plan.trenches,
+        plan.cables,
+    )
+    return sum(len(frame) for frame in frames)
+
+
+def write_maps(
+    plan: Plan, out_dir: Path, *, tiles: str | None = None, scale: Scale = "auto"
+) -> list[Path]:
     """Write the dashboard, the district plan map, the heatmap and one map per compound.
+
+    A district is drawn feature by feature. A city (more than :data:`CITY_FEATURES`
+    features, :func:`map_features`) would make pages of hundreds of megabytes, so its
+    ``district.html`` and ``heatmap.html`` become overviews instead: one marker per
+    compound with its figures and a link to its page, and the flying-wire hazard summed
+    on a grid; the dashboard keeps every compound in a leaner table and counts unserved
+    blocks by reason. Compound pages are the same at every scale.
 
     Parameters
     ----------
@@ -66,6 +98,10 @@ def write_maps(plan: Plan, out_dir: Path, *, tiles: str | None = None) -> list[P
         None (default) for offline pages on a plain background; a folium tiles name
         (``"OpenStreetMap"``, ``"CartoDB positron"``) or a tile URL template for an online
         base layer.
+    scale
+        ``"auto"`` (default): ``"city"`` above :data:`CITY_FEATURES` features, else
+        ``"district"``; ``"district"`` draws every feature whatever the size;
+        ``"city"`` writes the overviews whatever the size.
 
     Returns
     -------
@@ -79,10 +115,17 @@ def write_maps(plan: Plan, out_dir: Path, *, tiles: str | None = None) -> list[P
         folium or xstatic-leaflet is not installed.
     OutputError
         A page cannot be written.
+    ValueError
+        ``scale`` is not one of the three.
     """
+    if scale not in SCALES:
+        msg = f"scale must be one of {', '.join(SCALES)}, not {scale!r}"
+        raise ValueError(msg)
     try:
         from ._dashboard import dashboard_page
         from ._heatmap import heatmap_page
+        from ._index import PlanIndex
+        from ._overview import overview_page
         from ._planmap import plan_page
     except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
         msg = (
@@ -94,6 +137,11 @@ def write_maps(plan: Plan, out_dir: Path, *, tiles: str | None = None) -> list[P
     from geoplan.privacy import redact_plan
 
     plan = redact_plan(plan)  # personal data stays off the pages unless asked for
+    if scale == "auto":
+        features = map_features(plan)
+        scale = "city" if features > CITY_FEATURES else "district"
+        logger.info("%d features to map: %s maps", features, scale)
+    city = scale == "city"
     out_dir = Path(out_dir)
     ids = sorted({str(c) for c in plan.layers["compounds"]["compound_id"]})
     files = {cid: compound_file(cid) for cid in ids}
@@ -108,25 +156,37 @@ def write_maps(plan: Plan, out_dir: Path, *, tiles: str | None = None) -> list[P
                 district_href="district.html",
                 heatmap_href="heatmap.html",
                 version=__version__,
+                city=city,
             ),
         )
     ]
     home = [("index.html", "看板 Dashboard")]
-    district, _ = plan_page(
-        plan,
-        title="区域方案图 District plan",
-        links=from_root,
-        back_links=[*home, ("heatmap.html", "隐患热力图 Hazard heatmap")],
-        tiles=tiles,
-    )
+    district_label = "区域概览图 District overview" if city else "区域方案图 District plan"
+    page_options = {"links": from_root, "tiles": tiles}
+    if city:
+        district, _ = overview_page(
+            plan,
+            title=district_label,
+            back_links=[*home, ("heatmap.html", "隐患热力图 Hazard heatmap")],
+            focus="plan",
+            **page_options,
+        )
+    else:
+        district, _ = plan_page(
+            plan,
+            title=district_label,
+            back_links=[*home, ("heatmap.html", "隐患热力图 Hazard heatmap")],
+            **page_options,
+        )
     paths.append(_write(out_dir / "district.html", district))
-    heat, _ = heatmap_page(
-        plan,
-        title="飞线隐患热力图 Flying-wire hazard heatmap",
-        links=from_root,
-        back_links=[*home, ("district.html", "区域方案图 District plan")],
-        tiles=tiles,
-    )
+    heat_back = [*home, ("district.html", district_label)]
+    title = "飞线隐患热力图 Flying-wire hazard heatmap"
+    if city:
+        heat, _ = overview_page(
+            plan, title=title, back_links=heat_back, focus="hazard", **page_options
+        )
+    else:
+        heat, _ = heatmap_page(plan, title=title, back_links=heat_back, **page_options)
     paths.append(_write(out_dir / "heatmap.html", heat))
     names = dict(
         zip(
@@ -135,7 +195,8 @@ def write_maps(plan: Plan, out_dir: Path, *, tiles: str | None = None) -> list[P
             strict=True,
         )
     )
-    up = [("../index.html", "看板 Dashboard"), ("../district.html", "区域方案图 District plan")]
+    up = [("../index.html", "看板 Dashboard"), ("../district.html", district_label)]
+    index = PlanIndex(plan)
     for cid in ids:
         page, _ = plan_page(
             plan,
@@ -144,10 +205,11 @@ def write_maps(plan: Plan, out_dir: Path, *, tiles: str | None = None) -> list[P
             links=from_compound,
             back_links=up,
             tiles=tiles,
+            index=index,
         )
         paths.append(_write(out_dir / files[cid], page))
     logger.info("wrote %d map pages to %s", len(paths), out_dir)
     return paths
 
 
-__all__ = ["compound_file", "write_maps"]
+__all__ = ["CITY_FEATURES", "compound_file", "map_features", "write_maps"]

@@ -43,6 +43,8 @@ max-width:900px;align-items:center}
 .muted{color:#666;font-size:12px}
 """
 
+PLAN_LABEL = "区域方案图 District plan map"
+OVERVIEW_LABEL = "区域概览图 District overview map"
 STATUS_LABELS = {
     "surveyed": "已摸排 surveyed",
     "applied": "已申请 applied",
@@ -99,7 +101,15 @@ def _status_bars(statuses: pd.Series, weights: pd.Series, unit: str) -> str:
     return _bars(rows)
 
 
-def _ranking(plan: Plan, links: Mapping[str, str]) -> str:
+# At city scale the ranking lists tens of thousands of compounds: cells drop their class
+# and end tags (both optional in HTML) and the numbers are aligned by column instead.
+LEAN_CSS = (
+    "#ranking.lean td:first-child,#ranking.lean td:nth-child(n+5):not(:last-child)"
+    "{text-align:right;font-variant-numeric:tabular-nums}"
+)
+
+
+def _ranking(plan: Plan, links: Mapping[str, str], *, lean: bool = False) -> str:
     compounds = plan.layers["compounds"].drop(columns="geometry")
     summary = plan.summary.copy()
     summary["compound_id"] = summary["compound_id"].astype(str)
@@ -120,6 +130,8 @@ def _ranking(plan: Plan, links: Mapping[str, str]) -> str:
         "<th>未供电 unserved</th></tr>"
     )
     body = []
+    cells = "<td>{}" if lean else "<td class=n>{}</td>"
+    text_cells = "<td>{}" if lean else "<td>{}</td>"
     for row in rows.to_dict("records"):
         cid = str(row["compound_id"])
         name = row.get("name") if isinstance(row.get("name"), str) else row.get("layer_name")
@@ -133,22 +145,29 @@ def _ranking(plan: Plan, links: Mapping[str, str]) -> str:
         href = links.get(cid)
         label = esc(name if isinstance(name, str) and name else cid)
         cell = f'<a href="{esc(href)}">{label}</a>' if href else label
+        numbers = [
+            esc(number(row.get("households"))),
+            esc(number(row.get("applicants"))),
+            esc(number(row.get("boxes"))),
+            f"{esc(number(row.get('used')))} / {esc(number(row.get('reserved')))}",
+            esc(number(row.get("cable_m"))),
+            esc(number(row.get("trench_m"))),
+            esc(number(cost)),
+            f"{esc(number(before, 1))} → {esc(number(after, 1))}",
+            esc(number(per_k, 2)),
+        ]
         body.append(
             f'<tr data-compound="{esc(cid)}">'
-            f"<td class=n>{esc(number(row.get('priority_rank')))}</td>"
-            f"<td>{cell}</td><td>{esc(cid)}</td>"
-            f"<td>{esc(STATUS_LABELS.get(str(status), status))}</td>"
-            f"<td class=n>{esc(number(row.get('households')))}</td>"
-            f"<td class=n>{esc(number(row.get('applicants')))}</td>"
-            f"<td class=n>{esc(number(row.get('boxes')))}</td>"
-            f"<td class=n>{esc(number(row.get('used')))} / {esc(number(row.get('reserved')))}</td>"
-            f"<td class=n>{esc(number(row.get('cable_m')))}</td>"
-            f"<td class=n>{esc(number(row.get('trench_m')))}</td>"
-            f"<td class=n>{esc(number(cost))}</td>"
-            f"<td class=n>{esc(number(before, 1))} → {esc(number(after, 1))}</td>"
-            f"<td class=n>{esc(number(per_k, 2))}</td>"
-            f"<td>{esc(number(row.get('unserved_blocks')))}</td></tr>"
+            + cells.format(esc(number(row.get("priority_rank"))))
+            + text_cells.format(cell)
+            + text_cells.format(esc(cid))
+            + text_cells.format(esc(STATUS_LABELS.get(str(status), status)))
+            + "".join(cells.format(n) for n in numbers)
+            + text_cells.format(esc(number(row.get("unserved_blocks"))))
+            + ("\n" if lean else "</tr>")
         )
+    if lean:
+        return f'<table id="ranking" class="lean">{head}\n{"".join(body)}</table>'
     return f'<table id="ranking">{head}{"".join(body)}</table>'
 
 
@@ -175,8 +194,54 @@ def _unserved(plan: Plan) -> str:
     return f'<table id="unserved">{head}{body}</table>'
 
 
+def _unserved_by_reason(plan: Plan) -> str:
+    """Unserved blocks counted by reason and remedy (a city has too many to list)."""
+    unserved = plan.unserved
+    if unserved.empty:
+        return "<p>全部凉房已安排供电 Every storage block is served.</p>"
+    frame = pd.DataFrame(
+        {
+            "reason": [esc(v) for v in column(unserved, "reason")],
+            "detail": [esc(v) for v in column(unserved, "detail")],
+            "block": [str(v) for v in column(unserved, "block_id")],
+            "compound": [str(v) for v in column(unserved, "compound_id")],
+        }
+    )
+    counts = (
+        frame.groupby(["reason", "detail"], sort=True)
+        .agg(
+            blocks=("block", "nunique"), boxes=("block", "size"), compounds=("compound", "nunique")
+        )
+        .reset_index()
+        .sort_values(["blocks", "reason", "detail"], ascending=[False, True, True], kind="stable")
+    )
+    head = (
+        "<tr><th>原因 reason</th><th class=n>凉房 blocks</th><th class=n>表箱 boxes</th>"
+        "<th class=n>小区 compounds</th><th>处理 what to do</th></tr>"
+    )
+    body = "".join(
+        f"<tr><td>{r}</td><td class=n>{b:,}</td><td class=n>{x:,}</td><td class=n>{c:,}</td>"
+        f"<td>{d}</td></tr>"
+        for r, d, b, x, c in counts[
+            ["reason", "detail", "blocks", "boxes", "compounds"]
+        ].itertuples(index=False)
+    )
+    note = (
+        '<p class="muted">按原因汇总 Counted by reason: the block-by-block list is the plan\'s '
+        "<code>unserved</code> layer (GeoPackage, GeoJSON, CSV); the ranking above gives "
+        "each compound's count and each compound's map shows its blocks.</p>"
+    )
+    return f'<table id="unserved">{head}{body}</table>{note}'
+
+
 def dashboard_page(
-    plan: Plan, *, links: Mapping[str, str], district_href: str, heatmap_href: str, version: str
+    plan: Plan,
+    *,
+    links: Mapping[str, str],
+    district_href: str,
+    heatmap_href: str,
+    version: str,
+    city: bool = False,
 ) -> str:
     """Render the managers' dashboard ``index.html``.
 
@@ -190,6 +255,9 @@ def dashboard_page(
         Relative links to the district map and the heatmap.
     version
         geoplan's version, printed in the footer.
+    city
+        City scale: a lean ranking table (every compound still listed) and the
+        unserved blocks counted by reason instead of listed one by one.
 
     Returns
     -------
@@ -247,12 +315,12 @@ def dashboard_page(
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{esc(title)}</title>",
-        f"<style>{CSS}</style>",
+        f"<style>{CSS}{LEAN_CSS if city else ''}</style>",
         "</head>",
         "<body>",
         f"<h1>{esc(title)}</h1>",
         '<p class="muted">Flying-wire removal and storage-room supply: managers\' dashboard</p>',
-        f'<nav><a href="{esc(district_href)}">区域方案图 District plan map</a>'
+        f'<nav><a href="{esc(district_href)}">{esc(OVERVIEW_LABEL if city else PLAN_LABEL)}</a>'
         f'<a href="{esc(heatmap_href)}">隐患热力图 Hazard heatmap</a>'
         '<a href="#ranking">优先顺序 Priority</a>'
         '<a href="#unserved-list">未供电 Unserved</a></nav>',
@@ -266,9 +334,9 @@ def dashboard_page(
         _bars(wire_rows, warn=True),
         "<h2>优先顺序 Compounds by priority</h2>",
         '<p class="muted">1 = most hazard removed per yuan; every compound is listed.</p>',
-        _ranking(plan, links),
+        _ranking(plan, links, lean=city),
         '<h2 id="unserved-list">未供电 Unserved storage blocks</h2>',
-        _unserved(plan),
+        _unserved_by_reason(plan) if city else _unserved(plan),
         f'<p class="muted">geoplan {esc(version)}</p>',
         "</body>",
         "</html>",

@@ -52,11 +52,32 @@ PAGE_CSS = (
 )
 
 
+_BRACES = str.maketrans({"{": "&#123;", "}": "&#125;"})
+
+
 def esc(value: object) -> str:
-    """Return a value as escaped HTML text (None/NaN shown as an empty string)."""
+    """Return a value as escaped HTML text (None/NaN shown as an empty string).
+
+    Braces become character references too: branca compiles what folium renders as a
+    Jinja template, so ``{{ ... }}`` or ``{% ... %}`` in a name would otherwise be run
+    (or break the page) instead of being shown.
+    """
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
-    return html.escape(str(value), quote=True)
+    return html.escape(str(value), quote=True).translate(_BRACES)
+
+
+class Raw(Element):
+    """A piece of a page given as finished text: rendered as is, never as a template."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self._name = "Raw"
+        self.text = text
+
+    def render(self, **_kwargs: object) -> str:
+        """Return the text."""
+        return self.text
 
 
 @dataclass(frozen=True)
@@ -103,6 +124,34 @@ def to_features(
             }
         )
     return {"type": "FeatureCollection", "features": features}
+
+
+def script_json(value: object) -> str:
+    """Return compact JSON that is safe inside a ``<script>`` element."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
+
+
+class ScriptLayer(folium.map.Layer):
+    """An overlay made by one JavaScript expression of geoplan's own, written as is.
+
+    The expression is not passed through a template, so megabytes of data in it cost
+    no template compilation; whatever text it holds must already be escaped.
+    """
+
+    def __init__(self, expression: str, *, name: str, show: bool = True) -> None:
+        super().__init__(name=name, overlay=True, control=True, show=show)
+        self._name = "ScriptLayer"
+        self.expression = expression
+
+    def render(self, **kwargs: object) -> None:
+        """Define the layer's variable, then let folium add it to the map."""
+        figure = self.get_root()
+        assert isinstance(figure, Figure)
+        figure.script.add_child(
+            Raw(f"var {self.get_name()} = {self.expression};"), name=self.get_name()
+        )
+        super().render(**kwargs)
 
 
 @dataclass(frozen=True)
@@ -254,18 +303,23 @@ def add_overlays(fmap: folium.Map, overlays: Sequence[Overlay]) -> None:
 
 
 def legend(
-    title: str, items: Sequence[tuple[str, str, str]], links: Sequence[tuple[str, str]]
+    title: str,
+    items: Sequence[tuple[str, str, str]],
+    links: Sequence[tuple[str, str]],
+    *,
+    notes: Sequence[str] = (),
 ) -> str:
     """Return the legend's HTML: ``items`` are (kind, colour, label), kind in box/line/dot.
 
-    Labels and link texts are escaped; link targets are relative file names.
+    Labels, notes and link texts are escaped; link targets are relative file names.
     """
     rows = "".join(
         f'<div><i class="gp-{esc(kind)}" style="background:{esc(colour)}"></i>{esc(text)}</div>'
         for kind, colour, text in items
     )
+    remarks = "".join(f'<div class="gp-note">{esc(text)}</div>' for text in notes)
     anchors = "".join(f'<a href="{esc(href)}">{esc(text)}</a>' for href, text in links)
-    return f'<div class="gp-legend"><h4>{esc(title)}</h4>{rows}{anchors}</div>'
+    return f'<div class="gp-legend"><h4>{esc(title)}</h4>{rows}{remarks}{anchors}</div>'
 
 
 def _walk(element: Element) -> Iterator[Element]:
@@ -296,25 +350,35 @@ def _strip_links(root: Figure) -> None:
 
 
 def render(
-    fmap: folium.Map, *, title: str, legend_html: str, heat: bool = False, tiles: str | None
+    fmap: folium.Map,
+    *,
+    title: str,
+    legend_html: str,
+    heat: bool = False,
+    tiles: str | None,
+    scripts: Sequence[str] = (),
 ) -> str:
-    """Render a map as one self-contained page (offline unless ``tiles`` was given)."""
+    """Render a map as one self-contained page (offline unless ``tiles`` was given).
+
+    ``scripts`` are geoplan's own scripts (already safe), run before the map is made.
+    """
     figure = fmap.get_root()
     assert isinstance(figure, Figure)
     _strip_links(figure)
     head: list[tuple[str, Element]] = [
-        ("meta_charset", Element('<meta charset="utf-8">')),
-        ("title", Element(f"<title>{esc(title)}</title>")),
-        ("leaflet_css", Element(f"<style>{_assets.leaflet_css()}</style>")),
-        ("page_css", Element(f"<style>{PAGE_CSS}{'' if tiles else PLAIN_CSS}</style>")),
-        ("leaflet_js", Element(f"<script>{_assets.leaflet_js()}</script>")),
-        ("icon_js", Element(f"<script>{_assets.default_icon_js()}</script>")),
+        ("meta_charset", Raw('<meta charset="utf-8">')),
+        ("title", Raw(f"<title>{esc(title)}</title>")),
+        ("leaflet_css", Raw(f"<style>{_assets.leaflet_css()}</style>")),
+        ("page_css", Raw(f"<style>{PAGE_CSS}{'' if tiles else PLAIN_CSS}</style>")),
+        ("leaflet_js", Raw(f"<script>{_assets.leaflet_js()}</script>")),
+        ("icon_js", Raw(f"<script>{_assets.default_icon_js()}</script>")),
     ]
     if heat:
-        head.append(("heat_js", Element(f"<script>{_assets.heat_js()}</script>")))
+        head.append(("heat_js", Raw(f"<script>{_assets.heat_js()}</script>")))
+    head += [(f"page_js_{i}", Raw(f"<script>{js}</script>")) for i, js in enumerate(scripts)]
     existing = list(figure.header._children.items())
     figure.header._children = OrderedDict(head + existing)
-    figure.html.add_child(Element(legend_html), name="legend")
+    figure.html.add_child(Raw(legend_html), name="legend")
     _stable_ids(figure)
     text = figure.render()
     return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"

@@ -18,6 +18,8 @@ from ._page import Field, Overlay, add_overlays, esc, geojson_overlay, legend, n
 if TYPE_CHECKING:
     from geoplan.plan import Plan
 
+    from ._index import PlanIndex
+
 COLOURS = {
     "compound": "#4d4d4d",
     "building": "#b7b0a4",
@@ -454,6 +456,7 @@ def plan_page(
     links: Mapping[str, str],
     back_links: Sequence[tuple[str, str]],
     tiles: str | None,
+    index: PlanIndex | None = None,
 ) -> tuple[str, dict[str, int]]:
     """Render the plan map of the district (``compound_id=None``) or of one compound.
 
@@ -471,6 +474,9 @@ def plan_page(
         (href, text) links shown in the legend.
     tiles
         None for a plain offline background, else a folium tiles name or URL.
+    index
+        The plan's :class:`~geoplan.maps._index.PlanIndex`, when many pages of one plan
+        are drawn: the work every page shares is then done once.
 
     Returns
     -------
@@ -479,12 +485,20 @@ def plan_page(
     counts
         Features drawn per overlay key.
     """
-    frames = _select(plan, compound_id)
-    colours = cable_colours(plan.cables)
-    scores = wire_scores(plan)
+    summary, box_cables = plan.summary, plan.cables
+    if index is None:
+        frames = _select(plan, compound_id)
+        colours, scores = cable_colours(plan.cables), wire_scores(plan)
+    else:
+        colours, scores = index.colours, index.scores
+        if compound_id is None:
+            frames = _select(plan, None)
+        else:
+            frames = index.frames(compound_id)
+            summary, box_cables = index.summary(compound_id), index.box_cables(compound_id)
     fmap = new_map(_bounds(frames, plan.crs), tiles=tiles)
     builders = {
-        "compounds": lambda f: compound_overlay(f, plan.summary, links),
+        "compounds": lambda f: compound_overlay(f, summary, links),
         "buildings": _building_overlay,
         "storage_blocks": _block_overlay,
         "trenches": _trench_overlay,
@@ -492,7 +506,7 @@ def plan_page(
         "flying_wires": lambda f: _wire_overlay(f, scores),
         "supply_points": _supply_overlay,
         "unserved": _unserved_overlay,
-        "meter_boxes": lambda f: _box_overlay(f, plan.cables),
+        "meter_boxes": lambda f: _box_overlay(f, box_cables),
     }
     overlays = [build(frames[key]) for key, build in builders.items() if len(frames[key])]
     add_overlays(fmap, overlays)
