@@ -1,0 +1,66 @@
+"""The workbook's fast sheet writer gives openpyxl's bytes exactly (geoplan.export)."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from geoplan import export
+
+
+def _slow_xlsx(tables: dict[str, pd.DataFrame]) -> bytes:
+    """The workbook as pandas and openpyxl write it, every cell through openpyxl."""
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        for name in export.XLSX_SHEETS:
+            frame = tables[name]
+            frame.to_excel(writer, sheet_name=name, index=False)
+            export._format_sheet(writer.sheets[name], frame)
+            sheet = writer.sheets[name]
+            if len(frame):
+                sheet.auto_filter.ref = sheet.dimensions
+        writer.book.properties.creator = "geoplan"
+        writer.book.properties.created = export.FIXED_TIME
+    return export._reproducible_zip(buffer.getvalue(), {})
+
+
+def _tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    small = pd.DataFrame({"item": ["a"], "cost_cny": [1.5]})
+    return {name: frame if name == "cables" else small for name in export.XLSX_SHEETS}
+
+
+def _entries(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {info.filename: archive.read(info.filename) for info in archive.infolist()}
+
+
+EDGY = pd.DataFrame(
+    {
+        "cable_id": ["C-1", "电缆 & <二>", "", "x" * 70, "a'b\"c", "#"],
+        "length_m": [1.0, np.nan, np.inf, -np.inf, -0.001, 1e17],
+        "cost_cny": [0.1 + 0.2, 123456789.125, -5.0, 0.0, 1e-9, 3.0],
+        "cores": np.array([1, -7, 0, 2**40, 5, 9], dtype="int64"),
+        "shared": [True, False, True, True, False, False],
+        "note": ["", "", "ok", "夜", "a b", "z"],
+    }
+)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 2, 6])
+def test_fast_sheets_match_openpyxl(rows: int) -> None:
+    tables = _tables(EDGY.head(rows))
+    assert _entries(export._xlsx_bytes(tables)) == _entries(_slow_xlsx(tables))
+
+
+@pytest.mark.parametrize(
+    "text", [" leading", "trailing ", "=SUM(A1)", "#N/A", "tab\there", "line\nbreak"]
+)
+def test_unusual_text_falls_back_to_openpyxl(text: str) -> None:
+    frame = EDGY.assign(note=["plain", text, "", "x", "y", "z"])
+    assert not export._plain(frame)
+    tables = _tables(frame)
+    assert _entries(export._xlsx_bytes(tables)) == _entries(_slow_xlsx(tables))
