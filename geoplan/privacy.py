@@ -110,6 +110,8 @@ PERSONAL_CJK: Mapping[str, str] = MappingProxyType(
     }
 )
 
+_KINDS = ("an ID number", "a phone number or address", "a person's name")
+
 #: A Chinese mobile number: 1[3-9] and nine digits, optionally +86 and separators.
 MOBILE = re.compile(r"(?<!\d)(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}(?!\d)")
 #: An 18-character resident ID number: area, birth date, sequence, check character.
@@ -135,21 +137,17 @@ def personal_column(name: object) -> str | None:
         None when the name does not look personal.
     """
     text = str(name)
-    for fragment, kind in PERSONAL_CJK.items():
-        if fragment in text:
-            return kind
+    found = {kind for fragment, kind in PERSONAL_CJK.items() if fragment in text}
+    if found:
+        return next(kind for kind in _KINDS if kind in found)
     lowered = _CAMEL.sub("_", text).lower()
     if lowered.startswith("name_of") or lowered.startswith("nameof"):
         return "a person's name"
-    words = [w for w in _SPLIT.split(lowered) if w]
-    for word in words:
-        if word in PERSONAL_WORDS:
-            return PERSONAL_WORDS[word]
-    present = set(words)
-    for (first, second), kind in PERSONAL_PAIRS.items():
-        if first in present and second in present:
-            return kind
-    return None
+    words = {w for w in _SPLIT.split(lowered) if w}
+    kinds = {PERSONAL_WORDS[w] for w in words if w in PERSONAL_WORDS}
+    kinds |= {kind for (a, b), kind in PERSONAL_PAIRS.items() if a in words and b in words}
+    # the most telling first: "contact_tel" holds a phone number, not a name
+    return next((kind for kind in _KINDS if kind in kinds), None)
 
 
 def personal_numbers(text: str) -> list[str]:
