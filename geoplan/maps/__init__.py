@@ -75,6 +75,26 @@ def map_features(plan: Plan) -> int:
     return sum(len(frame) for frame in frames)
 
 
+def map_scale(plan: Plan, scale: Scale = "auto") -> Literal["district", "city"]:
+    """Return how a plan's maps are drawn: ``"district"`` (every feature) or ``"city"``.
+
+    ``"auto"`` gives ``"city"`` when the full district map would draw more than
+    :data:`CITY_FEATURES` features (:func:`map_features`); the other two are returned
+    as they are.
+
+    Raises
+    ------
+    ValueError
+        ``scale`` is not ``"auto"``, ``"district"`` or ``"city"``.
+    """
+    if scale == "auto":
+        return "city" if map_features(plan) > CITY_FEATURES else "district"
+    if scale in ("district", "city"):
+        return scale
+    msg = f"scale must be one of {', '.join(SCALES)}, not {scale!r}"
+    raise ValueError(msg)
+
+
 def write_maps(
     plan: Plan, out_dir: Path, *, tiles: str | None = None, scale: Scale = "auto"
 ) -> list[Path]:
@@ -118,9 +138,7 @@ def write_maps(
     ValueError
         ``scale`` is not one of the three.
     """
-    if scale not in SCALES:
-        msg = f"scale must be one of {', '.join(SCALES)}, not {scale!r}"
-        raise ValueError(msg)
+    chosen = map_scale(plan, scale)  # before any work: a bad value fails at once
     try:
         from ._dashboard import dashboard_page
         from ._heatmap import heatmap_page
@@ -137,11 +155,8 @@ def write_maps(
     from geoplan.privacy import redact_plan
 
     plan = redact_plan(plan)  # personal data stays off the pages unless asked for
-    if scale == "auto":
-        features = map_features(plan)
-        scale = "city" if features > CITY_FEATURES else "district"
-        logger.info("%d features to map: %s maps", features, scale)
-    city = scale == "city"
+    logger.info("%s maps (scale=%r)", chosen, scale)
+    city = chosen == "city"
     out_dir = Path(out_dir)
     ids = sorted({str(c) for c in plan.layers["compounds"]["compound_id"]})
     files = {cid: compound_file(cid) for cid in ids}
@@ -212,4 +227,4 @@ def write_maps(
     return paths
 
 
-__all__ = ["CITY_FEATURES", "compound_file", "map_features", "write_maps"]
+__all__ = ["CITY_FEATURES", "compound_file", "map_features", "map_scale", "write_maps"]
