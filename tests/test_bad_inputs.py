@@ -23,6 +23,7 @@ import shapely
 from click.testing import CliRunner
 from conftest import make_layers, point, rect, write_layers
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon
+from test_browser import browser, visit  # noqa: F401 - fixtures of the hostile-text test
 from test_cli import assert_user_error, geoplan
 
 from geoplan.cli import cli
@@ -813,3 +814,153 @@ def test_hopeless_outcomes_give_a_complete_plan(
     assert result.exit_code == 0, result.output
     for name in ("plan.gpkg", "plan.xlsx", "summary.csv", "geojson/unserved.geojson", "index.html"):
         assert (tmp_path / "plan" / name).is_file(), name
+
+
+# --- hostile text: attribute text never becomes markup or script -----------------------------
+
+PAYLOADS = (
+    "<script>window.__pwned = 'script'</script>",
+    "<img src=x onerror=\"window.__pwned = 'img'\">",
+    '"><svg onload="window.__pwned = \'svg\'">',
+    "'); window.__pwned = 'quote'; ('",
+    "</script><script>window.__pwned = 'close'</script>",
+    "{{ 7 * 7 }} ${window.__pwned = 'template'} `x`",
+    "<a href=\"javascript:window.__pwned = 'link'\">a</a>",
+    "<b onmouseover=\"window.__pwned = 'hover'\">&amp;</b>",
+)
+
+
+def hostile(n: int, tag: str) -> str:
+    """A payload (by number) that is also a unique id."""
+    return f"{PAYLOADS[n % len(PAYLOADS)]}{tag}"
+
+
+def rename(frame: gpd.GeoDataFrame, column: str, names: dict[str, str]) -> None:
+    frame[column] = [names.get(v, v) if isinstance(v, str) else v for v in frame[column]]
+
+
+def hostile_layers() -> Frames:
+    """The tiny layer set with a payload in every free text column, ids included."""
+    layers = make_layers()
+    ids: dict[str, dict[str, str]] = {}
+    n = 0
+    for name in layers:
+        column = SPEC_BY_NAME[name].id_column
+        ids[name] = {}
+        for value in layers[name][column]:
+            ids[name][value] = hostile(n, value)
+            n += 1
+        rename(layers[name], column, ids[name])
+    for layer, column, target in (
+        ("buildings", "compound_id", "compounds"),
+        ("storage_blocks", "compound_id", "compounds"),
+        ("flying_wires", "compound_id", "compounds"),
+        ("flying_wires", "from_building_id", "buildings"),
+        ("flying_wires", "to_block_id", "storage_blocks"),
+        ("feeders", "supply_id", "supply_points"),
+    ):
+        rename(layers[layer], column, ids[target])
+    texts = (
+        ("compounds", "name"),
+        ("compounds", "name_en"),
+        ("buildings", "name"),
+        ("supply_points", "name"),
+        ("corridors", "name"),
+        ("obstacles", "kind"),
+        ("flying_wires", "surveyed_on"),
+    )
+    for layer, column in texts:
+        frame = layers[layer]
+        frame[column] = [hostile(n + i, f" {layer}.{column}") for i in range(len(frame))]
+        n += len(frame)
+    return layers
+
+
+OPEN_EVERYTHING_JS = """
+async () => {
+  const g = window.geoplan, texts = [];
+  const tick = () => new Promise((done) => setTimeout(done, 0));
+  const leaves = (layer) => layer.getLayers ? layer.getLayers().flatMap(leaves) : [layer];
+  const text = (selector) => [...document.querySelectorAll(selector)]
+    .map((e) => e.textContent).join(' | ');
+  for (const layer of Object.values(g.overlays)) {
+    if (!layer.getLayers) continue;
+    if (!g.map.hasLayer(layer)) g.map.addLayer(layer);
+    for (const leaf of leaves(layer)) {
+      const at = leaf.getLatLng ? leaf.getLatLng() : leaf.getBounds().getCenter();
+      leaf.fire('mouseover', {latlng: at}, true);
+      await tick();
+      texts.push(text('.leaflet-tooltip'));
+      leaf.fire('mouseout', {latlng: at}, true);
+      leaf.fire('click', {latlng: at}, true);
+      await tick();
+      texts.push(text('.leaflet-popup-content'));
+    }
+  }
+  await new Promise((done) => setTimeout(done, 300));
+  return texts;
+}
+"""
+
+
+#: Columns whose (hostile) text the pages show: each value must appear as text.
+SHOWN_AS_TEXT = (
+    ("compounds", "compound_id"),
+    ("compounds", "name"),
+    ("buildings", "building_id"),
+    ("buildings", "name"),
+    ("storage_blocks", "block_id"),
+    ("supply_points", "supply_id"),
+    ("supply_points", "name"),
+    ("flying_wires", "wire_id"),
+)
+INJECTED_JS = "() => document.querySelectorAll('svg[onload], img[onerror], [onmouseover]').length"
+
+
+@pytest.fixture(scope="module")
+def hostile_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from geoplan.maps import write_maps
+
+    folder = tmp_path_factory.mktemp("hostile")
+    layers = read_layers(write_layers(hostile_layers(), folder / "layers"))
+    made = plan(layers)
+    assert len(made.cables), "the hostile district should still be planned"
+    write_maps(made, folder / "site", scale="district")
+    return folder / "site"
+
+
+@pytest.fixture(scope="module")
+def timings() -> dict[str, float]:
+    """Page load times (not written out: test_browser.py keeps the artifact)."""
+    return {}
+
+
+def test_hostile_text_stays_text_in_every_page(
+    hostile_site: Path, request: pytest.FixtureRequest
+) -> None:
+    import test_browser
+
+    if not test_browser.CHROMIUM.exists():
+        test_browser._require(f"{test_browser.CHROMIUM} is missing (apt-get install chromium)")
+    open_page = request.getfixturevalue("visit")
+    pages = sorted(hostile_site.rglob("*.html"))
+    assert len(pages) >= 5
+    shown: list[str] = []
+    for page in pages:
+        is_map = "window.geoplan" in page.read_text(encoding="utf-8")
+        seen = open_page(page, ready=test_browser.MAP_READY if is_map else "() => true")
+        assert seen.page.title()
+        if is_map:
+            shown += seen.page.evaluate(OPEN_EVERYTHING_JS)
+        shown.append(seen.page.evaluate("() => document.body.innerText"))
+        seen.page.wait_for_timeout(100)
+        test_browser.assert_clean(seen)
+        injected = seen.page.evaluate(INJECTED_JS)
+        assert injected == 0, f"{page.name}: {injected} elements made from attribute text"
+    text = "\n".join(shown)
+    for payload in PAYLOADS:
+        assert payload in text, f"{payload!r} is not shown as text anywhere"
+    layers = hostile_layers()
+    for layer, column in SHOWN_AS_TEXT:
+        for value in layers[layer][column]:
+            assert value in text, f"{layer}.{column} = {value!r} is not shown as text"
