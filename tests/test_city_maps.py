@@ -18,7 +18,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+import branca.element
 import geopandas as gpd
+import jinja2
 import pandas as pd
 import pytest
 from geopandas.testing import assert_geodataframe_equal
@@ -30,6 +32,7 @@ from geoplan.layers import Layers, validate_layers
 from geoplan.maps import (
     CITY_FEATURES,
     _assets,
+    _page,
     compound_file,
     map_features,
     map_scale,
@@ -39,6 +42,7 @@ from geoplan.maps._dashboard import dashboard_page
 from geoplan.maps._index import PlanIndex
 from geoplan.maps._overview import COLUMNS, overview_page
 from geoplan.maps._planmap import _select, plan_page
+from geoplan.maps._templates import Verbatim
 from geoplan.plan import Plan
 from geoplan.plan import plan as plan_layers
 
@@ -344,6 +348,32 @@ def test_compound_pages_are_the_same_with_the_index(plan: Plan):
     for cid in [ids[0], busy, str(plan.unserved["compound_id"].iloc[0])]:
         options = {"compound_id": cid, "title": cid, "links": {}, "back_links": [], "tiles": None}
         assert plan_page(plan, index=index, **options) == plan_page(plan, **options)
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["", "\n", "a", "a\n", "a\n\n", "a\r\nb\rc\n", "x { y } z", "{ {", "<p>{x}</p>\r\n"],
+)
+def test_verbatim_text_renders_as_jinja_renders_it(source: str):
+    assert Verbatim(source).render(this=None, kwargs={}) == jinja2.Template(source).render()
+
+
+def test_reused_templates_give_the_same_bytes(plan: Plan, monkeypatch: pytest.MonkeyPatch):
+    ids = sorted(plan.summary["compound_id"])
+    index = PlanIndex(plan)
+
+    def render_all() -> list[str]:
+        options = {"title": "t", "links": {}, "back_links": [("a", "b")], "tiles": None}
+        return [
+            plan_page(plan, **options)[0],  # every feature of the city
+            plan_page(plan, compound_id=ids[1], index=index, **options)[0],
+            overview(plan),
+        ]
+
+    fast = render_all()
+    monkeypatch.setattr(_page, "REUSE_TEMPLATES", False)
+    assert render_all() == fast
+    assert branca.element.Template is jinja2.Template  # put back after rendering
 
 
 def _digest(text: str) -> str:
