@@ -177,31 +177,31 @@ def write_maps(
     ]
     home = [("index.html", "看板 Dashboard")]
     district_label = "区域概览图 District overview" if city else "区域方案图 District plan"
-    page_options = {"links": from_root, "tiles": tiles}
+    district_back = [*home, ("heatmap.html", "隐患热力图 Hazard heatmap")]
     if city:
         district, _ = overview_page(
             plan,
             title=district_label,
-            back_links=[*home, ("heatmap.html", "隐患热力图 Hazard heatmap")],
+            links=from_root,
+            back_links=district_back,
+            tiles=tiles,
             focus="plan",
-            **page_options,
         )
     else:
         district, _ = plan_page(
-            plan,
-            title=district_label,
-            back_links=[*home, ("heatmap.html", "隐患热力图 Hazard heatmap")],
-            **page_options,
+            plan, title=district_label, links=from_root, back_links=district_back, tiles=tiles
         )
     paths.append(_write(out_dir / "district.html", district))
     heat_back = [*home, ("district.html", district_label)]
     title = "飞线隐患热力图 Flying-wire hazard heatmap"
     if city:
         heat, _ = overview_page(
-            plan, title=title, back_links=heat_back, focus="hazard", **page_options
+            plan, title=title, links=from_root, back_links=heat_back, tiles=tiles, focus="hazard"
         )
     else:
-        heat, _ = heatmap_page(plan, title=title, back_links=heat_back, **page_options)
+        heat, _ = heatmap_page(
+            plan, title=title, links=from_root, back_links=heat_back, tiles=tiles
+        )
     paths.append(_write(out_dir / "heatmap.html", heat))
     names = dict(
         zip(

@@ -140,7 +140,6 @@ COLUMNS = (
     "unserved_blocks",
     "href",
 )
-UNSERVED_AT = COLUMNS.index("unserved_blocks")
 LABELS = {
     "name": "小区 compound",
     "id": "编号 id",
@@ -274,6 +273,13 @@ def compound_table(
         "href": [esc(prefix), esc(suffix)],
     }
     return table, rows, limits
+
+
+def figures_of(rows: Sequence[Sequence[object]], name: str) -> list[float]:
+    """Return one column of the table's rows as numbers (0 where missing)."""
+    at = COLUMNS.index(name)
+    values = [r[at] for r in rows]
+    return [float(v) if isinstance(v, int | float) else 0.0 for v in values]
 
 
 def heat_cells(wires: gpd.GeoDataFrame, scores: Sequence[float]) -> list[list[float]]:
@@ -412,7 +418,7 @@ def overview_page(
             len(rows),
         )
     )
-    with_unserved = sum(1 for r in rows if (r[UNSERVED_AT] or 0) > 0)  # type: ignore[operator]
+    with_unserved = sum(1 for n in figures_of(rows, "unserved_blocks") if n)
     if focus == "plan" and with_unserved:
         ring = {"color": COLOURS["unserved"], "weight": 2.0, "fill": False, "opacity": 0.9}
         label = "未供电 Compounds with unserved blocks"

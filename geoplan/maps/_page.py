@@ -15,6 +15,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import folium
@@ -146,7 +147,7 @@ class ScriptLayer(folium.map.Layer):
         self._name = "ScriptLayer"
         self.expression = expression
 
-    def render(self, **kwargs: object) -> None:
+    def render(self, **kwargs: object) -> None:  # type: ignore[override] # as folium's Layer
         """Define the layer's variable, then let folium add it to the map."""
         figure = self.get_root()
         assert isinstance(figure, Figure)
@@ -210,7 +211,7 @@ def geojson_overlay(
     def style(feature: dict) -> dict[str, object]:
         return dict(chosen[feature["properties"].get("s", 0)])
 
-    def detail(kind: type, wanted: str, **options: object) -> object:
+    def detail(kind: type, wanted: str, **options: object) -> Any:
         picked = [(f"f{i}", esc(f.label)) for i, f in enumerate(fields) if getattr(f, wanted)]
         return kind(fields=[k for k, _ in picked], aliases=[a for _, a in picked], **options)
 
@@ -348,7 +349,7 @@ def _strip_links(root: Figure) -> None:
     for element in _walk(root):
         if hasattr(element, "default_js"):
             element.default_js = []
-            element.default_css = []
+            element.default_css = []  # type: ignore[attr-defined] # beside default_js
 
 
 def render(

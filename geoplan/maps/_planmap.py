@@ -383,7 +383,7 @@ def wire_scores(plan: Plan) -> dict[str, tuple[float, str]]:
         if str(s).strip().lower() == "removed"
     }
     scores.update(
-        (str(w), (float(s), str(r or "")))
+        (str(w), (float(s), str(r or "")))  # type: ignore[arg-type] # scores are numbers
         for w, s, r in zip(
             column(removals, "wire_id"),
             column(removals, "hazard_score"),

@@ -73,9 +73,10 @@ def reused_templates() -> Iterator[None]:
     """Build branca's and folium's templates from cache (or as plain text) inside."""
     with _LOCK:
         saved = branca.element.Template, folium.features.Template
-        branca.element.Template = _reusing(saved[0], verbatim=True)  # type: ignore[misc,assignment]
-        folium.features.Template = _reusing(saved[1], verbatim=False)  # type: ignore[misc,assignment]
+        setattr(branca.element, "Template", _reusing(saved[0], verbatim=True))  # noqa: B010
+        setattr(folium.features, "Template", _reusing(saved[1], verbatim=False))  # noqa: B010
         try:
             yield
         finally:
-            branca.element.Template, folium.features.Template = saved
+            setattr(branca.element, "Template", saved[0])  # noqa: B010
+            setattr(folium.features, "Template", saved[1])  # noqa: B010
