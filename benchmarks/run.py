@@ -268,6 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="benchmarks/results", help="folder for JSON, table, plot")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--workers",
+        default="",
+        help="also plan a multi-district city on Dask with these worker counts, e.g. 1,2",
+    )
+    parser.add_argument("--districts", type=int, default=6, help="districts for --workers")
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(run_one(args.one, SIZES[args.one], seed=args.seed)))
@@ -289,8 +295,15 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {"machine": machine(), "results": results}
-    (out / "benchmark.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     text = table(results)
+    if args.workers:
+        from benchmarks.workers import run as run_workers
+        from benchmarks.workers import table as workers_table
+
+        counts = tuple(int(w) for w in args.workers.split(","))
+        report["workers"] = run_workers(args.districts, counts, 1)
+        text += f"\n\nDask, {args.districts} districts\n" + workers_table(report["workers"])
+    (out / "benchmark.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     header = "\n".join(f"{k}: {v}" for k, v in report["machine"].items())
     (out / "benchmark.txt").write_text(header + "\n\n" + text + "\n", encoding="utf-8")
     plot(results, out / "benchmark.png")
