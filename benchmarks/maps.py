@@ -11,11 +11,14 @@ the heatmap page, the number and total size of the compound pages, the time of e
 page (from the ``wrote ...`` log lines: a page's time runs from the previous page
 written, so the first compound page also carries the per-plan index) and peak memory.
 
-``--pages all`` (default) times ``write_maps`` itself. ``--pages N`` writes the
-dashboard, the two overviews and only the first N compound pages (the same functions
-``write_maps`` calls) and extrapolates the compound pages' time and size to all of them:
-for the 1M city, whose 50,000 compound pages take long and take gigabytes.
+``--pages all`` (default) times ``write_maps`` itself (the per-plan index is then
+counted in the first compound page). ``--pages N`` writes the dashboard, the two
+overviews and only N compound pages spread over the city, with the functions
+``write_maps`` calls, times the per-plan index apart and extrapolates the compound pages'
+time and size to all of them: for the 1M city, whose 50,000 compound pages take long and
+take gigabytes.
 
+``--keep DIR`` keeps the pages in ``DIR/<size>`` (to open them in a browser).
 ``--no-index`` also times N compound pages drawn the way they were before the per-plan
 index (each page filtering the whole plan) and extrapolates to all pages. ``--full``
 also renders the full district page (every feature) for comparison.
@@ -55,8 +58,11 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _write_some(plan: Any, out: Path, pages: int) -> list[Path]:
-    """Write what write_maps writes at city scale, with only ``pages`` compound pages."""
+def _write_some(plan: Any, out: Path, pages: int, times: dict[str, float]) -> list[Path]:
+    """Write what write_maps writes at city scale, with only ``pages`` compound pages.
+
+    The time to build the per-plan index goes to ``times["plan_index_s"]``.
+    """
     from geoplan import __version__
     from geoplan.maps import _write, compound_file
     from geoplan.maps._dashboard import dashboard_page
@@ -87,9 +93,11 @@ def _write_some(plan: Any, out: Path, pages: int) -> list[Path]:
             plan, title=name, links=links, back_links=home, tiles=None, focus=focus
         )
         paths.append(_write(out / name, page))
+    started = time.perf_counter()
     index = PlanIndex(plan)
+    times["plan_index_s"] = time.perf_counter() - started
     up = {c: f"../{f}" for c, f in links.items()}
-    for cid in ids[:pages]:
+    for cid in ids[:: max(1, len(ids) // max(pages, 1))][:pages]:  # spread over the city
         page, _ = plan_page(
             plan, compound_id=cid, title=cid, links=up, back_links=home, tiles=None, index=index
         )
@@ -109,7 +117,9 @@ def _no_index(plan: Any, n: int) -> float:
     return (time.perf_counter() - started) / len(sample)
 
 
-def run_one(label: str, *, pages: int | None, no_index: bool, full: bool) -> dict[str, Any]:
+def run_one(
+    label: str, *, pages: int | None, no_index: bool, full: bool, keep: str | None = None
+) -> dict[str, Any]:
     """Plan one city size and measure its maps; return the measurements."""
     from geoplan.layers import validate_layers
     from geoplan.maps import map_features, write_maps
@@ -138,12 +148,12 @@ def run_one(label: str, *, pages: int | None, no_index: bool, full: bool) -> dic
     logger.addHandler(clock)
     logger.setLevel(logging.INFO)
     with tempfile.TemporaryDirectory(prefix="geoplan-maps-") as tmp:
-        out = Path(tmp)
+        out = Path(keep) / label if keep else Path(tmp)
         started = time.perf_counter()
         if pages is None:
             paths = write_maps(made, out, scale="city")
         else:
-            paths = _write_some(made, out, pages)
+            paths = _write_some(made, out, pages, result)
         elapsed = time.perf_counter() - started
         sizes = {p.relative_to(out).as_posix(): p.stat().st_size for p in paths}
     logger.removeHandler(clock)
@@ -152,7 +162,7 @@ def run_one(label: str, *, pages: int | None, no_index: bool, full: bool) -> dic
     n_compounds = len({str(c) for c in made.layers["compounds"]["compound_id"]})
     written = len(paths) - 3
     compound_bytes = sum(v for k, v in sizes.items() if k.startswith("compounds/"))
-    compound_s = sum(times[3:])
+    compound_s = sum(times[3:]) - result.get("plan_index_s", 0.0)
     result |= {
         "index_bytes": sizes["index.html"],
         "district_bytes": sizes["district.html"],
@@ -171,7 +181,9 @@ def run_one(label: str, *, pages: int | None, no_index: bool, full: bool) -> dic
     if written < n_compounds:
         scale = n_compounds / max(written, 1)
         result["compound_bytes_all_est"] = compound_bytes * scale
-        result["maps_s_all_est"] = sum(times[:3]) + compound_s * scale
+        result["maps_s_all_est"] = (
+            sum(times[:3]) + result.get("plan_index_s", 0.0) + compound_s * scale
+        )
     if no_index:
         per_page = _no_index(made, NO_INDEX_SAMPLE)
         result["no_index_ms_per_page"] = per_page * 1000
@@ -215,6 +227,7 @@ def table(results: list[dict[str, Any]]) -> str:
     row("  index.html", "index_s", "{:,.2f}")
     row("  district.html", "district_s", "{:,.2f}")
     row("  heatmap.html", "heatmap_s", "{:,.2f}")
+    row("  plan index (--pages N only)", "plan_index_s", "{:,.1f}")
     row("  compound pages written", "compound_s", "{:,.1f}")
     row("  ms per compound page", "compound_ms_per_page", "{:,.1f}")
     row("  maps, as run", "maps_s", "{:,.1f}")
@@ -236,11 +249,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-index", action="store_true", help="also time pages w/o index")
     parser.add_argument("--full", action="store_true", help="also render the full district")
     parser.add_argument("--json", help="write the results to this JSON file")
+    parser.add_argument("--keep", help="keep the pages in this folder (one per size)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     pages = None if args.pages == "all" else int(args.pages)
     if args.one:
-        result = run_one(args.one, pages=pages, no_index=args.no_index, full=args.full)
+        result = run_one(
+            args.one, pages=pages, no_index=args.no_index, full=args.full, keep=args.keep
+        )
         print(json.dumps(result))
         return 0
     labels = [s.strip() for s in args.sizes.split(",") if s.strip()]
@@ -252,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"running {label} ...", file=sys.stderr, flush=True)
         command = [sys.executable, "-m", "benchmarks.maps", "--one", label, "--pages", args.pages]
         command += ["--no-index"] * args.no_index + ["--full"] * args.full
+        command += ["--keep", args.keep] if args.keep else []
         done = subprocess.run(command, check=True, capture_output=True, text=True)
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     if args.json:

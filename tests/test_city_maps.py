@@ -38,7 +38,7 @@ from geoplan.maps import (
     map_scale,
     write_maps,
 )
-from geoplan.maps._dashboard import dashboard_page
+from geoplan.maps._dashboard import LEAN_ROWS, LEAN_WIDTHS_EM, dashboard_page
 from geoplan.maps._index import PlanIndex
 from geoplan.maps._overview import COLUMNS, overview_page
 from geoplan.maps._planmap import _select, plan_page
@@ -293,8 +293,12 @@ def test_dashboard_lists_every_compound_in_a_lean_table(plan: Plan, pages: list[
     assert order == plan.summary.sort_values("priority_rank")["compound_id"].tolist()
     for cid in order:
         assert f'href="{compound_file(cid)}"' in text
-    assert 'id="ranking" class="lean"' in text
-    assert "class=n>" not in text.split('id="ranking"')[1].split("</table>")[0].split("</tr>", 1)[1]
+    ranking = text.split('<div id="ranking" class="lean">')[1].split('<h2 id="unserved-list">')[0]
+    head, rows = ranking.split("</table></div>", 1)
+    assert head.count("<th") == len(LEAN_WIDTHS_EM)
+    assert rows.count('<div class="rows"') == -(-len(order) // LEAN_ROWS)
+    assert "class=n" not in rows
+    assert "</td>" not in rows
     ids = sorted(plan.summary["compound_id"])
     few = dashboard_page(
         only_compounds(plan, set(ids[:10])),
@@ -479,6 +483,29 @@ def test_overview_loads_offline_in_chromium(plan: Plan, pages: list[Path], reque
     assert "优先 priority rank\t1" in text
     href = seen.page.locator(".leaflet-popup-content a").get_attribute("href")
     assert href == compound_file(cid)
+    assert_clean(seen)
+
+
+@needs_browser
+def test_lean_dashboard_lists_every_compound_in_aligned_columns(
+    plan: Plan, pages: list[Path], request
+):
+    seen = request.getfixturevalue("visit")(pages[0])
+    listed = seen.page.evaluate(
+        "() => [...document.querySelectorAll('#ranking tr[data-compound]')]"
+        ".map((tr) => tr.dataset.compound)"
+    )
+    assert listed == plan.summary.sort_values("priority_rank")["compound_id"].tolist()
+    lefts = seen.page.evaluate(
+        """() => {
+          const x = (cells) => [...cells].map((c) => Math.round(c.getBoundingClientRect().left));
+          const rows = document.querySelectorAll('#ranking tr[data-compound]');
+          return [document.querySelectorAll('#ranking .head th'), rows[0].cells,
+                  rows[rows.length - 1].cells].map(x);
+        }"""
+    )
+    assert lefts[0] == lefts[1] == lefts[2]
+    assert len(lefts[0]) == len(LEAN_WIDTHS_EM)
     assert_clean(seen)
 
 

@@ -101,11 +101,25 @@ def _status_bars(statuses: pd.Series, weights: pd.Series, unit: str) -> str:
     return _bars(rows)
 
 
-# At city scale the ranking lists tens of thousands of compounds: cells drop their class
-# and end tags (both optional in HTML) and the numbers are aligned by column instead.
+# At city scale the ranking lists tens of thousands of compounds. A single table that long
+# takes a browser tens of seconds to lay out, so the rows come in blocks of LEAN_ROWS, each
+# its own fixed-layout table (the same column widths everywhere) that the browser lays out
+# only when scrolled near (content-visibility); cells drop their class and end tags (both
+# optional in HTML) and numbers are aligned by column instead.
+LEAN_ROWS = 500
+LEAN_ROW_PX = 29  # the height of a row, to reserve the room of blocks not laid out yet
+LEAN_WIDTHS_EM = (4.5, 15, 8, 11, 8.5, 7.5, 5, 8, 7, 7, 8, 10, 7, 6)
 LEAN_CSS = (
+    f"#ranking.lean table{{table-layout:fixed;width:{sum(LEAN_WIDTHS_EM):g}em}}"
+    "#ranking.lean td,#ranking.lean th{overflow:hidden;text-overflow:ellipsis}"
+    "#ranking.lean th{white-space:normal;vertical-align:bottom}"
+    "#ranking.lean .head{position:sticky;top:0;z-index:1}"
+    "#ranking.lean .rows{content-visibility:auto}"
     "#ranking.lean td:first-child,#ranking.lean td:nth-child(n+5):not(:last-child)"
     "{text-align:right;font-variant-numeric:tabular-nums}"
+) + "".join(
+    f"#ranking.lean :is(td,th):nth-child({i}){{width:{w:g}em}}"
+    for i, w in enumerate(LEAN_WIDTHS_EM, start=1)
 )
 
 
@@ -166,9 +180,18 @@ def _ranking(plan: Plan, links: Mapping[str, str], *, lean: bool = False) -> str
             + text_cells.format(esc(number(row.get("unserved_blocks"))))
             + ("\n" if lean else "</tr>")
         )
-    if lean:
-        return f'<table id="ranking" class="lean">{head}\n{"".join(body)}</table>'
-    return f'<table id="ranking">{head}{"".join(body)}</table>'
+    if not lean:
+        return f'<table id="ranking">{head}{"".join(body)}</table>'
+    blocks = [body[i : i + LEAN_ROWS] for i in range(0, len(body), LEAN_ROWS)]
+    return (
+        f'<div id="ranking" class="lean"><div class="head"><table>{head}</table></div>\n'
+        + "".join(
+            f'<div class="rows" style="contain-intrinsic-size:auto {len(b) * LEAN_ROW_PX}px">'
+            f"<table>\n{''.join(b)}</table></div>\n"
+            for b in blocks
+        )
+        + "</div>"
+    )
 
 
 def _unserved(plan: Plan) -> str:

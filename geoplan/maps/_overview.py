@@ -33,6 +33,7 @@ OVERVIEW_DECIMALS = 5  # about 1 m: plenty to place a compound, and small
 HEAT_CELL_M = 10.0  # flying-wire hazard is summed on a grid this fine
 HEAT_MAX_QUANTILE = 0.95  # cells at or above this quantile of hazard glow fully
 MARKER_RADIUS_PX = (3.0, 1.5, 14.0)  # radius = min(max, base + step * sqrt(boxes))
+MARKER_SHRINK = (16, 0.3)  # full size from this zoom; halved every 2 levels out, to this floor
 PRIORITY_CLASSES = ("#00441b", "#1b7837", "#5aae61", "#a6dba0", "#e7f5e4")  # first → last
 PRIORITY_NAMES = ("前 20% top fifth", "20–40%", "40–60%", "60–80%", "后 20% last fifth")
 NO_CLASS = "#bdbdbd"  # compounds without a rank (nothing to build)
@@ -88,6 +89,19 @@ window.geoplanOverview = (function () {
   }
   var renderer = null;
   function canvas() { return renderer || (renderer = L.canvas({padding: 0.5})); }
+  function zoomed(layer, o) {
+    // Markers shrink when zoomed out (down to o.shrink[1] of their size), so a city stays legible.
+    var map = null, last = null;
+    function resize() {
+      var f = Math.max(o.shrink[1], Math.min(1, Math.pow(2, (map.getZoom() - o.shrink[0]) / 2)));
+      if (f === last) return;
+      last = f;
+      layer.eachLayer(function (m) { m.setRadius(m.base * f); });
+    }
+    layer.on('add', function () { map = layer._map; map.on('zoomend', resize); resize(); });
+    layer.on('remove', function () { if (map) map.off('zoomend', resize); last = null; });
+    return layer;
+  }
   return {
     dots: function (data, o) {
       var get = reader(data), markers = [];
@@ -97,9 +111,10 @@ window.geoplanOverview = (function () {
         var style = Object.assign({renderer: canvas(), radius: r}, o.styles[get(row, o.by)]);
         var m = L.circleMarker([get(row, 'lat'), get(row, 'lon')], style);
         m.row = row;
+        m.base = r;
         markers.push(m);
       });
-      return group(data, markers);
+      return zoomed(group(data, markers), o);
     },
     rings: function (data, o) {
       var get = reader(data), markers = [];
@@ -110,9 +125,10 @@ window.geoplanOverview = (function () {
         var m = L.circleMarker([get(row, 'lat'), get(row, 'lon')],
           Object.assign({renderer: canvas(), radius: r}, o.style));
         m.row = row;
+        m.base = r;
         markers.push(m);
       });
-      return group(data, markers);
+      return zoomed(group(data, markers), o);
     }
   };
 })();
@@ -289,12 +305,11 @@ def heat_cells(wires: gpd.GeoDataFrame, scores: Sequence[float]) -> list[list[fl
     centre. Wires scoring zero (removed) add nothing.
     """
     weights = np.asarray(scores, dtype="float64")
-    keep = weights > 0
+    lines = np.asarray(wires.geometry.array, dtype=object)
+    keep = (weights > 0) & ~(shapely.is_missing(lines) | shapely.is_empty(lines))
     if not keep.any():
         return []
-    middle = shapely.line_interpolate_point(
-        np.asarray(wires.geometry.array, dtype=object)[keep], 0.5, normalized=True
-    )
+    middle = shapely.line_interpolate_point(lines[keep], 0.5, normalized=True)
     xy = shapely.get_coordinates(middle)
     cells = pd.DataFrame(
         {
@@ -408,7 +423,8 @@ def overview_page(
     by, colours = ("priority_class", PRIORITY_CLASSES)
     if focus == "hazard":
         by, colours = "hazard_class", INDEX_CLASSES
-    dots = {"by": by, "styles": _marker_styles(colours), "radius": radius}
+    shrink = list(MARKER_SHRINK)
+    dots = {"by": by, "styles": _marker_styles(colours), "radius": radius, "shrink": shrink}
     label = "小区 Compounds (大小 = 表箱数 size = meter boxes)"
     overlays.append(
         Overlay(
@@ -420,10 +436,11 @@ def overview_page(
     )
     with_unserved = sum(1 for n in figures_of(rows, "unserved_blocks") if n)
     if focus == "plan" and with_unserved:
-        ring = {"color": COLOURS["unserved"], "weight": 2.0, "fill": False, "opacity": 0.9}
+        ring = {"color": COLOURS["unserved"], "weight": 1.5, "fill": False, "opacity": 0.9}
         label = "未供电 Compounds with unserved blocks"
         rings = ScriptLayer(
-            f"geoplanOverview.rings(geoplanData, {script_json({'style': ring, 'radius': radius})})",
+            "geoplanOverview.rings(geoplanData, "
+            f"{script_json({'style': ring, 'radius': radius, 'shrink': shrink})})",
             name=label,
         )
         overlays.append(Overlay("unserved", label, rings, with_unserved))
