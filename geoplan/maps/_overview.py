@@ -34,6 +34,7 @@ HEAT_CELL_M = 10.0  # flying-wire hazard is summed on a grid this fine
 HEAT_MAX_QUANTILE = 0.95  # cells at or above this quantile of hazard glow fully
 MARKER_RADIUS_PX = (3.0, 1.5, 14.0)  # radius = min(max, base + step * sqrt(boxes))
 MARKER_SHRINK = (16, 0.3)  # full size from this zoom; halved every 2 levels out, to this floor
+RING_FROM_ZOOM = 13  # rings round compounds with unserved blocks: drawn from this zoom
 PRIORITY_CLASSES = ("#00441b", "#1b7837", "#5aae61", "#a6dba0", "#e7f5e4")  # first → last
 PRIORITY_NAMES = ("前 20% top fifth", "20–40%", "40–60%", "60–80%", "后 20% last fifth")
 NO_CLASS = "#bdbdbd"  # compounds without a rank (nothing to build)
@@ -90,16 +91,26 @@ window.geoplanOverview = (function () {
   var renderer = null;
   function canvas() { return renderer || (renderer = L.canvas({padding: 0.5})); }
   function zoomed(layer, o) {
-    // Markers shrink when zoomed out (down to o.shrink[1] of their size), so a city stays legible.
-    var map = null, last = null;
+    // Markers shrink when zoomed out (down to o.shrink[1] of their size), so a city stays
+    // legible; below zoom o.from (if given) they are not drawn.
+    var map = null, size = null, visible = true;
     function resize() {
-      var f = Math.max(o.shrink[1], Math.min(1, Math.pow(2, (map.getZoom() - o.shrink[0]) / 2)));
-      if (f === last) return;
-      last = f;
-      layer.eachLayer(function (m) { m.setRadius(m.base * f); });
+      var z = map.getZoom(), show = !(o.from && z < o.from);
+      var f = Math.max(o.shrink[1], Math.min(1, Math.pow(2, (z - o.shrink[0]) / 2)));
+      if (show !== visible) {
+        visible = show;
+        layer.eachLayer(function (m) {
+          m.options.interactive = show;  // the canvas renderer reads it on every event
+          m.setStyle({opacity: show ? m.options.on : 0});
+        });
+      }
+      if (f !== size) {
+        size = f;
+        layer.eachLayer(function (m) { m.setRadius(m.base * f); });
+      }
     }
     layer.on('add', function () { map = layer._map; map.on('zoomend', resize); resize(); });
-    layer.on('remove', function () { if (map) map.off('zoomend', resize); last = null; });
+    layer.on('remove', function () { if (map) map.off('zoomend', resize); });
     return layer;
   }
   return {
@@ -123,7 +134,7 @@ window.geoplanOverview = (function () {
         if (n <= 0) return;
         var r = Math.min(o.radius[2] + 4, o.radius[0] + 3 + o.radius[1] * Math.sqrt(n));
         var m = L.circleMarker([get(row, 'lat'), get(row, 'lon')],
-          Object.assign({renderer: canvas(), radius: r}, o.style));
+          Object.assign({renderer: canvas(), radius: r, on: o.style.opacity}, o.style));
         m.row = row;
         m.base = r;
         markers.push(m);
@@ -440,7 +451,10 @@ def overview_page(
         label = "未供电 Compounds with unserved blocks"
         rings = ScriptLayer(
             "geoplanOverview.rings(geoplanData, "
-            f"{script_json({'style': ring, 'radius': radius, 'shrink': shrink})})",
+            + script_json(
+                {"style": ring, "radius": radius, "shrink": shrink, "from": RING_FROM_ZOOM}
+            )
+            + ")",
             name=label,
         )
         overlays.append(Overlay("unserved", label, rings, with_unserved))
@@ -457,7 +471,9 @@ def overview_page(
             ("dot", colour, f"优先 priority {name}")
             for colour, name in zip(PRIORITY_CLASSES, PRIORITY_NAMES, strict=True)
         ]
-        items.append(("dot", COLOURS["unserved"], "未供电 unserved blocks (ring)"))
+        items.append(
+            ("dot", COLOURS["unserved"], f"未供电 unserved blocks (ring, zoom ≥ {RING_FROM_ZOOM})")
+        )
     items.append(("box", HEAT_SWATCH, "热力 heat: 飞线隐患 flying-wire hazard"))
     page = render(
         fmap,
