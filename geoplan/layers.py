@@ -244,10 +244,10 @@ def find_layer_files(path: str | Path) -> tuple[dict[str, tuple[Path, str | None
     for spec in SPECS:
         matches = [p for p in files if p.stem == spec.name]
         if len(matches) > 1:
-            names = ", ".join(p.name for p in matches)
+            listed = ", ".join(p.name for p in matches)
             problems.append(
                 Problem(
-                    f"several files for one layer ({names}); keep one",
+                    f"several files for one layer ({listed}); keep one",
                     file=str(path),
                     layer=spec.name,
                 )
@@ -453,7 +453,7 @@ def _check_values(
     problems: list[Problem] = []
     frame = frame.copy()
 
-    def at(i: int) -> dict[str, str]:
+    def at(i: int) -> dict[str, str | None]:
         return {"file": _src(file), "layer": spec.name, "feature_id": ids[i]}
 
     id_values = frame[spec.id_column]
@@ -464,7 +464,7 @@ def _check_values(
             )
     frame[spec.id_column] = [None if pd.isna(v) else _as_id(v) for v in id_values]
     duplicated = frame[spec.id_column].duplicated(keep="first") & frame[spec.id_column].notna()
-    for i in np.flatnonzero(duplicated.to_numpy()):
+    for i in np.flatnonzero(duplicated.to_numpy()).tolist():
         problems.append(Problem(f"{spec.id_column} is used twice; ids must be unique", **at(i)))
 
     for column in dict.fromkeys(spec.counts + spec.amounts + spec.positive):
@@ -541,7 +541,7 @@ def _layer_or_features(
     if bad.all():
         return [Problem(layer_message, **where)]
     say = feature_message if callable(feature_message) else (lambda _i: feature_message)
-    return [Problem(say(i), feature_id=ids[i], **where) for i in np.flatnonzero(bad)]
+    return [Problem(say(i), feature_id=ids[i], **where) for i in np.flatnonzero(bad).tolist()]
 
 
 def _check_location(

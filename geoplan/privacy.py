@@ -308,7 +308,7 @@ def redact_frames(
             if kind is not None:
                 dropped[str(column)] = kind
         kept = frame.drop(columns=list(dropped)) if dropped else frame
-        masked: dict[str, tuple[str, ...]] = {}
+        hits: dict[str, list[int]] = {}
         changes: dict[str, list[object]] = {}
         id_column = id_columns.get(name)
         for column in _text_columns(kept):
@@ -317,18 +317,19 @@ def redact_frames(
             hit = [i for i, (a, b) in enumerate(zip(values, new, strict=True)) if a != b]
             if hit:
                 changes[str(column)] = new
-                masked[str(column)] = tuple(hit)  # positions; named below
+                hits[str(column)] = hit
         if changes:
             kept = kept.copy()
             for column, new in changes.items():
                 kept[column] = pd.Series(new, index=kept.index, dtype=kept[column].dtype)
-        if masked:
+        masked: dict[str, tuple[str, ...]] = {}
+        if hits:
             ids = (
                 [str(v) for v in kept[id_column]]
                 if id_column in kept.columns
                 else [f"row {i + 1}" for i in range(len(kept))]
             )
-            masked = {c: tuple(ids[i] for i in rows) for c, rows in masked.items()}
+            masked = {c: tuple(ids[i] for i in rows) for c, rows in hits.items()}
         out[name] = kept
         if dropped or masked:
             found.append(Redaction(name, MappingProxyType(dropped), MappingProxyType(masked)))
