@@ -22,6 +22,8 @@ from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
+_EDGE_TOLERANCE_M = 0.05  # a section's outline within this of its block's outline is outer
+
 PLANNED_STATUSES = ("surveyed", "applied", "planned", "under_construction")
 
 
@@ -96,7 +98,7 @@ def site_boxes(
         inputs, nearest = tree.query_nearest(sections, all_matches=False)
         chosen = np.full(len(sections), None, dtype=object)
         chosen[inputs] = target_array[nearest]
-        site = _sites(sections, chosen, setback_m)
+        site = _sites(sections, chosen, setback_m, blocks=geoms[block_of])
     else:
         site = shapely.centroid(sections)
     section_rooms = _split(rooms[block_of], parts[block_of], rank)
@@ -205,10 +207,14 @@ def _sections_of(
     return out
 
 
-def _sites(sections: np.ndarray, targets: np.ndarray, setback_m: float) -> np.ndarray:
-    """Place a box on each section's edge nearest its target, ``setback_m`` outside it.
+def _sites(
+    sections: np.ndarray, targets: np.ndarray, setback_m: float, *, blocks: np.ndarray
+) -> np.ndarray:
+    """Place a box on each section's outer edge nearest its target, ``setback_m`` outside it.
 
-    A section without a target (``None`` or empty) gets its box at its centroid.
+    Only the part of a section's outline that is also the outline of its block counts, so
+    a box never stands on the cut between two sections, inside the block. A section
+    without a target (``None`` or empty) gets its box at its centroid.
     """
     centroid = shapely.centroid(sections)
     out = centroid.copy()
@@ -217,7 +223,12 @@ def _sites(sections: np.ndarray, targets: np.ndarray, setback_m: float) -> np.nd
     )
     if not has.size:
         return out
-    lines = shapely.shortest_line(shapely.get_exterior_ring(sections[has]), targets[has])
+    rings = shapely.get_exterior_ring(sections[has])
+    outer = shapely.intersection(
+        rings, shapely.buffer(shapely.get_exterior_ring(blocks[has]), _EDGE_TOLERANCE_M)
+    )
+    outer = np.where(shapely.is_empty(outer), rings, outer)
+    lines = shapely.shortest_line(outer, targets[has])
     on_edge = shapely.get_coordinates(shapely.get_point(lines, 0))
     direction = on_edge - shapely.get_coordinates(centroid[has])
     norm = np.hypot(direction[:, 0], direction[:, 1])

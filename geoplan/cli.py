@@ -143,7 +143,7 @@ def validate(
     "--out",
     "out_dir",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     help="Folder for the plan's layers, reports and maps (created if missing).",
 )
 @click.option(
@@ -189,7 +189,7 @@ def plan_command(
         raise click.UsageError(msg)
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from .export import export_plan
+    from .export import check_out_dir, export_plan
     from .layers import read_layers
     from .plan import plan
 
@@ -219,6 +219,7 @@ def plan_command(
             bar.update(task, description=stage, completed=stages.index(stage))
 
         result = read_layers(layers, settings=settings)
+        check_out_dir(out_dir, inputs=result.sources.values())
         for line in result.warnings:
             click.echo(f"warning: {line}", err=True)
         scaled = None
@@ -302,7 +303,7 @@ def _plan_on_dask(
 @click.option(
     "--out",
     "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     help="Folder to write into; default: PLAN_DIR.",
 )
 @_user_errors

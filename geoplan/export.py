@@ -179,6 +179,21 @@ def _check_out_dir(out_dir: Path, inputs: Iterable[str | Path]) -> None:
             raise OutputError(Problem(msg, file=str(out_dir)))
 
 
+def check_out_dir(out_dir: str | Path, *, inputs: Iterable[str | Path] = ()) -> None:
+    """Refuse, before any planning, an output folder that cannot take the plan.
+
+    Raises
+    ------
+    OutputError
+        ``out_dir`` is the input layers' folder, is a file, or lies under a file.
+    """
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir, inputs)
+    existing = next((p for p in (out_dir, *out_dir.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise _unwritable(out_dir, NotADirectoryError(f"{existing} is a file"))
+
+
 def _unwritable(out_dir: Path, exc: BaseException) -> OutputError:
     if out_dir.exists() and not out_dir.is_dir():
         msg = "this is a file, not a folder; give a folder for the plan's files"

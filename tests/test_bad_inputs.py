@@ -710,11 +710,6 @@ def test_a_real_process_prints_no_traceback(case: Case, tmp_path: Path) -> None:
     assert not prepared.out.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.py: click.Path(file_okay=False) on --out answers a file with click's usage "
-    "message, not one 'error:' line (export already says 'this is a file, not a folder')",
-)
 def test_output_folder_that_is_a_file(tmp_path: Path) -> None:
     layers = write_layers(make_layers(), tmp_path / "input")
     blocker = tmp_path / "plan"

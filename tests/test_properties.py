@@ -534,12 +534,6 @@ def block_fed_from_its_end() -> dict[str, gpd.GeoDataFrame]:
     return district
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="boxes.py: a block cut into sections sites each box on the section edge nearest "
-    "the corridor; for a section away from the corridor that edge is the cut between "
-    "sections, so the box stands inside the block and its cable is trenched through it",
-)
 def test_a_box_stands_outside_its_block() -> None:
     layers = validate_layers(block_fed_from_its_end(), settings=SETTINGS)
     made = plan(layers, settings=SETTINGS)
