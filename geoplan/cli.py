@@ -61,6 +61,12 @@ def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Size loads for all storage rooms or only for applicants.",
         ),
         click.option(
+            "--include-personal",
+            is_flag=True,
+            default=None,
+            help="Keep columns that look personal (names, phone and ID numbers) in outputs.",
+        ),
+        click.option(
             "--set",
             "assignments",
             multiple=True,
@@ -79,12 +85,14 @@ def build_settings(
     crs: str | None,
     load_basis: str | None,
     assignments: tuple[str, ...],
+    *,
+    include_personal: bool | None = None,
 ) -> Settings:
     """Build the run's settings from the file beside the layers and the flags."""
     return load_settings(
         layers,
         settings_file=settings_file,
-        options={"crs": crs, "load_basis": load_basis},
+        options={"crs": crs, "load_basis": load_basis, "include_personal": include_personal},
         overrides=parse_assignments(assignments),
     )
 
@@ -117,16 +125,25 @@ def sample(directory: Path, seed: int) -> None:
 @settings_options
 @_user_errors
 def validate(
+    *,
     layers: Path,
     settings_file: Path | None,
     crs: str | None,
     load_basis: str | None,
     assignments: tuple[str, ...],
+    include_personal: bool | None,
 ) -> None:
     """Check LAYERS (a folder or GeoPackage) against the layer contract and summarize it."""
     from .layers import read_layers, summarize
 
-    settings = build_settings(layers, settings_file, crs, load_basis, assignments)
+    settings = build_settings(
+        layers,
+        settings_file,
+        crs,
+        load_basis,
+        assignments,
+        include_personal=include_personal,
+    )
     result = read_layers(layers, settings=settings)
     for line in result.warnings:
         click.echo(f"warning: {line}", err=True)
@@ -178,6 +195,7 @@ def plan_command(
     crs: str | None,
     load_basis: str | None,
     assignments: tuple[str, ...],
+    include_personal: bool | None,
     no_maps: bool,
     check_power_flow: bool,
     workers: int | None,
@@ -193,7 +211,14 @@ def plan_command(
     from .layers import read_layers
     from .plan import plan
 
-    settings = build_settings(layers, settings_file, crs, load_basis, assignments)
+    settings = build_settings(
+        layers,
+        settings_file,
+        crs,
+        load_basis,
+        assignments,
+        include_personal=include_personal,
+    )
     stages = [
         "reading layers",
         "meter boxes",
