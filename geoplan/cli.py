@@ -168,6 +168,11 @@ def validate(
     default=None,
     help="Online base map for the maps (e.g. OpenStreetMap); default: offline, no base map.",
 )
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Maps without any base map or network request (the default; refuses --tiles).",
+)
 @click.option("--no-maps", is_flag=True, help="Skip the HTML maps and dashboard.")
 @click.option(
     "--check-power-flow",
@@ -196,12 +201,16 @@ def plan_command(
     load_basis: str | None,
     assignments: tuple[str, ...],
     include_personal: bool | None,
+    offline: bool,
     no_maps: bool,
     check_power_flow: bool,
     workers: int | None,
     scheduler: str | None,
 ) -> None:
     """Plan meter boxes, cables and trenches for LAYERS and write them to --out."""
+    if offline and tiles is not None:
+        msg = "--offline maps have no base map: drop --tiles or --offline"
+        raise click.UsageError(msg)
     if workers is not None and scheduler is not None:
         msg = "give --workers or --scheduler, not both"
         raise click.UsageError(msg)
