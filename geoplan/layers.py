@@ -898,8 +898,8 @@ def _validate(
             if frame is None
             else frame.to_crs(crs).sort_values(spec.id_column, kind="stable").reset_index(drop=True)
         )
-    for note in notes:
-        logger.warning(note)
+    for note in notes:  # returned in Layers.warnings too; the command line prints those
+        logger.info(note)
     return Layers(
         frames=MappingProxyType(out),
         crs=crs,

@@ -763,6 +763,18 @@ def test_safe_repairs_plan_with_a_warning(
     assert (tmp_path / "plan" / "plan.gpkg").is_file()
 
 
+def test_a_real_process_prints_each_warning_once(tmp_path: Path) -> None:
+    layers = make_layers()
+    three_d(layers)
+    layers["storage_blocks"]["phone"] = ["13912345678", None, None]
+    path = write_layers(layers, tmp_path / "input")
+    result = geoplan("validate", path, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    said = result.stderr.splitlines()
+    assert len(said) == 4, said  # three repairs, one column left out
+    assert all(line.startswith(f"warning: {path}") for line in said), said
+
+
 # --- hopeless but valid ----------------------------------------------------------------------
 
 
