@@ -17,6 +17,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from .catalogue import Catalogue, load_catalogue
+from .electrical import _like
 
 FloatOrArray: TypeAlias = float | npt.NDArray[np.float64] | pd.Series
 
@@ -26,16 +27,6 @@ ITEM_KINDS = ("meter_box", "cable", "trench", "road_crossing")
 BOQ_COLUMNS = ("item_kind", "item", "unit", "quantity", "unit_cost_cny", "cost_cny")
 COMPOUND_COST_COLUMNS = ("compound_id", "box_cny", "cable_cny", "trench_cny", "cost_cny")
 UNALLOCATED = ""
-
-
-def _like(result: npt.NDArray[Any], *inputs: Any) -> Any:
-    """Return ``result`` shaped like the inputs: scalar, Series (with its index) or array."""
-    for item in inputs:
-        if isinstance(item, pd.Series) and result.shape == (len(item),):
-            return pd.Series(result, index=item.index)
-    if result.ndim == 0:
-        return result.item()
-    return result
 
 
 def _counts(values: Any, name: str) -> npt.NDArray[np.float64]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -22,7 +21,7 @@ from .hazards import compound_hazard, rank_priority, score_wires
 from .layers import Layers
 from .network import attach_arrays, attach_points, build_arrays
 from .power_flow import check_power_flow as run_power_flow_check
-from .routing import Routes, route, supply_candidates
+from .routing import Clock, Routes, route, supply_candidates
 from .schema import conform
 from .settings import Settings
 
@@ -71,28 +70,6 @@ class Plan:
 
 NETWORKX_MAX_EDGES = 50_000
 """Largest routing graph (edges) that ``engine="auto"`` routes with networkx."""
-
-
-class _Clock:
-    """Adds the seconds since its last call to ``timings[name]`` (when timings are kept).
-
-    ``clock("snapping")`` books the time that just ended to snapping; :meth:`skip` drops
-    time that a callee booked itself.
-    """
-
-    def __init__(self, timings: dict[str, float] | None) -> None:
-        self.timings = timings
-        self.last = time.perf_counter()
-
-    def __call__(self, name: str) -> None:
-        now = time.perf_counter()
-        if self.timings is not None:
-            self.timings[name] = self.timings.get(name, 0.0) + now - self.last
-        self.last = now
-
-    def skip(self) -> None:
-        """Start counting afresh."""
-        self.last = time.perf_counter()
 
 
 def _cable_id(supply_id: str, box_id: str) -> str:
@@ -198,7 +175,7 @@ def plan(
     """
     settings = settings or Settings()
     catalogue = settings.catalogue
-    clock = _Clock(timings)
+    clock = Clock(timings)
     step = progress or (lambda _name: None)
 
     step("meter boxes")

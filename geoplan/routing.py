@@ -736,18 +736,27 @@ def route(
     return Routes(assignment, trenches, unserved, trench_boxes, separate_trench_m)
 
 
-class _Clock:
-    """Adds the seconds between calls to a timings dict (or does nothing)."""
+class Clock:
+    """Adds the seconds since its last call to ``timings[name]`` (when timings are kept).
+
+    ``clock("snapping")`` books the time that just ended to snapping; :meth:`skip` drops
+    time that a callee booked itself.
+    """
 
     def __init__(self, timings: dict[str, float] | None) -> None:
         self.timings = timings
         self.last = time.perf_counter()
 
     def __call__(self, name: str) -> None:
+        """Book the seconds since the last call to stage ``name``."""
         now = time.perf_counter()
         if self.timings is not None:
             self.timings[name] = self.timings.get(name, 0.0) + now - self.last
         self.last = now
+
+    def skip(self) -> None:
+        """Start counting afresh."""
+        self.last = time.perf_counter()
 
 
 def _route_arrays(
@@ -760,7 +769,7 @@ def _route_arrays(
     timings: dict[str, float] | None,
 ) -> Routes:
     """:func:`route` on arrays, with scipy's csgraph (see :mod:`geoplan._fastroute`)."""
-    clock = _Clock(timings)
+    clock = Clock(timings)
     catalogue = settings.catalogue
     cheapest_cable = float(catalogue.table("cables", "types")["cost_cny_per_m"].min())
     matrix = _fastroute.adjacency(graph)
