@@ -22,8 +22,11 @@ OPEN_SURFACE = "open"
 
 # Numerical settings, not engineering figures: coordinates closer than _GRID_M are one
 # node; a point tries this many nearest edges before the lattice; a point that has no
-# lattice node within two steps tries this many nearest ones.
+# lattice node within two steps tries this many nearest ones. A line that enters a
+# barrier by less than _EDGE_M runs along its edge (node coordinates are rounded to
+# _GRID_M, so a corridor cut at a barrier's outline has its node up to a hair inside).
 _GRID_M = 1e-3
+_EDGE_M = 5 * _GRID_M
 _CANDIDATE_EDGES = 4
 _LATTICE_NEAREST = 8
 _INTERIOR = "T********"  # DE-9IM: the interiors meet
@@ -156,7 +159,11 @@ def _crosses_interior(
     tree: shapely.STRtree,
     exempt: tuple[IntArray, IntArray] | None = None,
 ) -> BoolArray:
-    """Which lines cross a polygon's interior; ``exempt`` = (line's owner, owner's keys)."""
+    """Which lines cross a polygon's interior deeper than ``_EDGE_M``.
+
+    ``exempt`` = (each line's owner, owner's keys from :func:`_containing`): an owner
+    standing inside a polygon may leave it.
+    """
     out = np.zeros(len(lines), dtype=bool)
     if not len(lines) or not len(polygons):
         return out
@@ -167,16 +174,23 @@ def _crosses_interior(
     if exempt is not None:
         owner, allowed = exempt
         hit &= ~np.isin(owner[li] * len(polygons) + pj, allowed)
-    out[li[hit]] = True
+    li, pj = li[hit], pj[hit]
+    core = shapely.buffer(polygons[pj], -_EDGE_M, join_style="mitre")
+    deep = shapely.relate_pattern(lines[li], core, _INTERIOR)
+    out[li[deep]] = True
     return out
 
 
 def _containing(points: GeomArray, polygons: GeomArray, tree: shapely.STRtree) -> IntArray:
-    """Keys ``point * n_polygons + polygon`` of the polygons whose interior holds a point."""
+    """Keys ``point * n_polygons + polygon`` of the polygons a point stands inside.
+
+    A point within ``_EDGE_M`` of the outline stands on it, not inside.
+    """
     if not len(points) or not len(polygons):
         return np.zeros(0, dtype=np.int64)
     pi, pj = tree.query(points, predicate="within")
-    return pi.astype(np.int64) * len(polygons) + pj
+    inside = shapely.distance(points[pi], shapely.boundary(polygons[pj])) > _EDGE_M
+    return pi[inside].astype(np.int64) * len(polygons) + pj[inside]
 
 
 def _road_crossings(lines: GeomArray, road_tree: shapely.STRtree | None) -> FloatArray:
