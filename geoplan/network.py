@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 import pyproj
 import shapely
-from scipy import sparse
+from scipy import sparse, spatial
 from scipy.sparse import csgraph
 
 from ._geometry import (
@@ -476,24 +476,42 @@ def _snap_ends(lines: GeomArray, tolerance_m: float) -> GeomArray:
 
 
 def _merge_close_ends(lines: GeomArray, tolerance_m: float) -> GeomArray:
-    """Move ends of different lines lying within the tolerance of each other together."""
+    """Move ends of different lines lying within the tolerance of each other together.
+
+    Ends within the tolerance of each other, transitively, meet at the first of them (by
+    line rank). A KD-tree pairs the distinct end positions; two positions held only by
+    the two ends of one line are not paired.
+    """
     n = len(lines)
     coords, vline = shapely.get_coordinates(lines, return_index=True)
     first = np.searchsorted(vline, np.arange(n))
     where = np.concatenate([first, np.concatenate([first[1:], [len(coords)]]) - 1])
     owner = np.tile(np.arange(n), 2)
-    end_pts = shapely.points(coords[where])
-    i, j = shapely.STRtree(end_pts).query(end_pts, predicate="dwithin", distance=tolerance_m)
-    pair = (i < j) & (owner[i] != owner[j])
-    i, j = i[pair], j[pair]
-    if not i.size:
+    end_xy = coords[where]
+    unique_xy, spot = np.unique(end_xy, axis=0, return_inverse=True)
+    spot = spot.ravel()
+    pairs = spatial.cKDTree(unique_xy).query_pairs(tolerance_m, output_type="ndarray")
+    if len(pairs):  # a spot held by ends of one line only: that line, else -1
+        lo = np.full(len(unique_xy), n)
+        hi = np.full(len(unique_xy), -1)
+        np.minimum.at(lo, spot, owner)
+        np.maximum.at(hi, spot, owner)
+        single = np.where(lo == hi, lo, -1)
+        a, b = single[pairs[:, 0]], single[pairs[:, 1]]
+        pairs = pairs[(a < 0) | (a != b)]
+    if not len(pairs):
         return lines
-    adjacency = sparse.coo_array((np.ones(len(i)), (i, j)), shape=(2 * n, 2 * n))
+    # ends in one spot are one component with their spot; spots join by the pairs
+    rows = np.concatenate([np.arange(2 * n), 2 * n + pairs[:, 0]])
+    cols = np.concatenate([2 * n + spot, 2 * n + pairs[:, 1]])
+    size = 2 * n + len(unique_xy)
+    adjacency = sparse.coo_array((np.ones(len(rows)), (rows, cols)), shape=(size, size))
     _, label = csgraph.connected_components(adjacency, directed=False)
+    label = label[: 2 * n]
     representative = np.full(label.max() + 1, 2 * n)
     np.minimum.at(representative, label, np.arange(2 * n))  # the first end, by line rank
-    target = coords[where[representative[label]]]
-    moved = np.any(coords[where] != target, axis=1)
+    target = end_xy[representative[label]]
+    moved = np.any(end_xy != target, axis=1)
     if not moved.any():
         return lines
     coords[where[moved]] = target[moved]

@@ -481,30 +481,29 @@ def explain_unserved(
 
     ``connected`` holds the boxes that some supply reaches at any distance.
     """
-    served = set(assigned["box_id"])
     used = assigned.merge(candidates[["candidate_id", "group"]], on="candidate_id")
-    demand = dict(zip(boxes["box_id"], boxes["demand_kva"], strict=True))
+    demand = pd.Series(boxes["demand_kva"].to_numpy(float), index=boxes["box_id"])
     used_kva = used["box_id"].map(demand).groupby(used["group"]).sum()
     groups = candidates.groupby("group")[["spare_kva", "circuits"]].first()
     left_kva = groups["spare_kva"] - used_kva.reindex(groups.index, fill_value=0.0)
-    group_of = dict(zip(candidates["candidate_id"], candidates["group"], strict=True))
-    rows = []
-    reach_of = dict(list(pairs.groupby("box_id", sort=False)))
-    no_pairs = pairs.iloc[:0]
-    for box_id in boxes["box_id"]:
-        if box_id in served:
-            continue
-        reach = reach_of.get(box_id, no_pairs)
-        if box_id not in connected:
-            reason = NO_PATH
-        elif reach.empty or not reach["in_radius"].any():
-            reason = BEYOND_RADIUS
-        else:
-            near = reach.loc[reach["in_radius"], "candidate_id"].map(group_of)
-            kva_ok = (left_kva.loc[near] >= demand[box_id]).any()
-            reason = NO_CIRCUIT if kva_ok else NO_CAPACITY
-        rows.append({"box_id": box_id, "reason": reason, "detail": _DETAILS[reason]})
-    return pd.DataFrame(rows, columns=["box_id", "reason", "detail"])
+    group_of = pd.Series(candidates["group"].to_numpy(), index=candidates["candidate_id"])
+
+    box_ids = boxes["box_id"]
+    todo = box_ids[~box_ids.isin(assigned["box_id"])].to_numpy()
+    near = pairs.loc[pairs["in_radius"] & pairs["box_id"].isin(todo), ["box_id", "candidate_id"]]
+    left = left_kva.reindex(near["candidate_id"].map(group_of)).to_numpy(float)
+    fits = left >= near["box_id"].map(demand).to_numpy(float)
+    in_radius = np.isin(todo, near["box_id"].to_numpy())
+    kva_ok = np.isin(todo, near["box_id"].to_numpy()[fits])
+    reason = np.select(
+        [~np.isin(todo, list(connected)), ~in_radius, kva_ok],
+        [NO_PATH, BEYOND_RADIUS, NO_CIRCUIT],
+        default=NO_CAPACITY,
+    )
+    return pd.DataFrame(
+        {"box_id": todo, "reason": reason, "detail": [_DETAILS[r] for r in reason]},
+        columns=["box_id", "reason", "detail"],
+    )
 
 
 def shared_trenches(
