@@ -189,14 +189,15 @@ def plan(
     radius_m = _radius_by_compound(layers["compounds"], settings)
     power_factor = float(catalogue.value("loads", "power_factor"))
     basis = boxes["used"] if settings.load_basis == "applicants" else boxes["rooms"]
-    work = pd.DataFrame(
+    work = gpd.GeoDataFrame(
         {
             "box_id": boxes["box_id"],
             "compound_id": boxes["compound_id"],
             "demand_kva": boxes["design_load_kw"] / power_factor,
             "radius_m": boxes["compound_id"].map(radius_m).astype(float),
             "cable_load_kw": design_load_kw(basis.to_numpy(), catalogue=catalogue, cable=True),
-        }
+        },
+        geometry=boxes.geometry,
     )
 
     step("routing graph")

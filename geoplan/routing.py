@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -38,8 +39,9 @@ NO_CAPACITY = "no_capacity"
 NO_CIRCUIT = "no_circuit"
 
 _DETAILS = {
-    NO_PATH: "no trench route reaches a supply; add a corridor or check obstacles",
-    BEYOND_RADIUS: "every reachable supply is beyond the low-voltage supply radius; "
+    NO_PATH: "supplies stand within the low-voltage supply radius but no trench route "
+    "reaches them; add a corridor or check obstacles",
+    BEYOND_RADIUS: "no supply is reached within the low-voltage supply radius; "
     "plan a new branch box or transformer nearby",
     NO_CAPACITY: "supplies in reach have no spare capacity left; upgrade a transformer",
     NO_CIRCUIT: "supplies in reach have no free outgoing circuit; add a branch box",
@@ -475,11 +477,12 @@ def explain_unserved(
     assigned: pd.DataFrame,
     candidates: pd.DataFrame,
     *,
-    connected: set[str],
+    cut_off: set[str],
 ) -> pd.DataFrame:
     """Say why each unassigned box is unserved: no path, beyond radius, capacity, circuits.
 
-    ``connected`` holds the boxes that some supply reaches at any distance.
+    ``cut_off`` holds the boxes that no route joins to any of the supplies within their
+    radius in a straight line (see :func:`_cut_off_boxes`).
     """
     used = assigned.merge(candidates[["candidate_id", "group"]], on="candidate_id")
     demand = pd.Series(boxes["demand_kva"].to_numpy(float), index=boxes["box_id"])
@@ -496,7 +499,7 @@ def explain_unserved(
     in_radius = np.isin(todo, near["box_id"].to_numpy())
     kva_ok = np.isin(todo, near["box_id"].to_numpy()[fits])
     reason = np.select(
-        [~np.isin(todo, list(connected)), ~in_radius, kva_ok],
+        [np.isin(todo, list(cut_off)), ~in_radius, kva_ok],
         [NO_PATH, BEYOND_RADIUS, NO_CIRCUIT],
         default=NO_CAPACITY,
     )
@@ -632,17 +635,51 @@ def trench_sections(
     return trenches, trench_boxes, {edge: len(c) for edge, c in cables_on.items()}
 
 
-def _connected_boxes(graph: nx.Graph, nodes: dict[str, int]) -> set[str]:
-    """Return the boxes that share a connected part of the graph with some supply."""
-    component = {}
-    for i, part in enumerate(nx.connected_components(graph)):
-        component.update(dict.fromkeys(part, i))
-    fed = {component[n] for name, n in nodes.items() if name.startswith("supply:")}
-    return {
-        name.removeprefix("box:")
-        for name, n in nodes.items()
-        if name.startswith("box:") and component[n] in fed
-    }
+def _cut_off_boxes(
+    part_of: Callable[[int], int],
+    nodes: dict[str, int],
+    boxes: gpd.GeoDataFrame,
+    candidates: gpd.GeoDataFrame,
+) -> set[str]:
+    """Return the boxes that no route joins to any supply within their radius.
+
+    A box with supplies within its supply radius in a straight line, none of which shares
+    a connected part of the graph with it, is cut off (``no_path``); a box with no supply
+    that near is not (it is ``beyond_radius``). Only supplies that near count: those are
+    the ones a planning area's halo holds, so a box has the same reason whether its area
+    is planned alone or with the whole city. ``part_of`` gives a node's connected part.
+    """
+    names = pd.Index(list(nodes))
+    attached = ("box:" + boxes["box_id"].astype(str)).isin(names).to_numpy()
+    cand_at = np.flatnonzero(
+        ("supply:" + candidates["candidate_id"].astype(str)).isin(names).to_numpy()
+    )
+    tree = shapely.STRtree(candidates.geometry.to_numpy()[cand_at])
+    bi, cj = tree.query(
+        boxes.geometry.to_numpy(),
+        predicate="dwithin",
+        distance=boxes["radius_m"].to_numpy(float),
+    )
+    box_ids = boxes["box_id"].to_numpy()
+    box_part = np.array(
+        [part_of(nodes[f"box:{b}"]) if a else -1 for b, a in zip(box_ids, attached, strict=True)],
+        dtype=np.int64,
+    )
+    cand_ids = candidates["candidate_id"].to_numpy()[cand_at]
+    cand_part = np.array([part_of(nodes[f"supply:{c}"]) for c in cand_ids], dtype=np.int64)
+    joined = np.zeros(len(boxes), dtype=bool)
+    joined[bi[box_part[bi] == cand_part[cj]]] = True
+    near = np.zeros(len(boxes), dtype=bool)
+    near[bi] = True
+    return set(box_ids[near & ~joined].tolist())
+
+
+def _parts(graph: nx.Graph) -> dict[int, int]:
+    """Return the connected part of each node of the graph."""
+    part: dict[int, int] = {}
+    for i, nodes in enumerate(nx.connected_components(graph)):
+        part.update(dict.fromkeys(nodes, i))
+    return part
 
 
 def route(
@@ -666,7 +703,8 @@ def route(
     nodes
         Node of each attached point.
     boxes
-        box_id, compound_id, demand_kva and radius_m of each box to serve.
+        box_id, compound_id, demand_kva, radius_m and point (geometry) of each box to
+        serve.
     candidates
         Supply candidates from :func:`supply_candidates`.
     settings
@@ -686,9 +724,8 @@ def route(
     pairs, paths, balls = candidate_pairs(graph, nodes, boxes, candidates)
     feasible = pairs[pairs["in_radius"]]
     assigned = assign(feasible, boxes, candidates, cable_cost_cny_per_m=cheapest_cable)
-    unserved = explain_unserved(
-        boxes, pairs, assigned, candidates, connected=_connected_boxes(graph, nodes)
-    )
+    cut_off = _cut_off_boxes(_parts(graph).__getitem__, nodes, boxes, candidates)
+    unserved = explain_unserved(boxes, pairs, assigned, candidates, cut_off=cut_off)
     radius_by_box = dict(zip(boxes["box_id"], boxes["radius_m"], strict=True))
     routes = shared_trenches(
         graph, nodes, assigned, paths=paths, balls=balls, radius_by_box=radius_by_box
@@ -777,13 +814,8 @@ def _route_arrays(
     feasible = pairs[pairs["in_radius"]]
     assigned = assign(feasible, boxes, candidates, cable_cost_cny_per_m=cheapest_cable)
     _, component = csgraph.connected_components(matrix, directed=False)
-    fed = {component[n] for name, n in nodes.items() if name.startswith("supply:")}
-    connected = {
-        name.removeprefix("box:")
-        for name, n in nodes.items()
-        if name.startswith("box:") and component[n] in fed
-    }
-    unserved = explain_unserved(boxes, pairs, assigned, candidates, connected=connected)
+    cut_off = _cut_off_boxes(component.__getitem__, nodes, boxes, candidates)
+    unserved = explain_unserved(boxes, pairs, assigned, candidates, cut_off=cut_off)
     clock("assignment")
     radius_by_box = dict(zip(boxes["box_id"], boxes["radius_m"], strict=True))
     pair_entry = dict(

@@ -164,6 +164,30 @@ def test_beyond_radius_and_cut_off_by_an_obstacle(tmp_path: Path) -> None:
     assert reasons == {"F-M1": "beyond_radius", "G-M1": "no_path"}
 
 
+def test_reasons_depend_only_on_supplies_within_the_radius(tmp_path: Path) -> None:
+    # Radius 150 m. G is walled off from T1, 100 m away, and joined by 300 m of corridor
+    # to T2: the supply that could feed it is cut off, so no_path. H is cut off from
+    # everything, but no supply stands within 150 m of it: beyond_radius. Each is what a
+    # planning area holding only the supplies within the radius says.
+    layers = make_layers(
+        tmp_path,
+        blocks=[block("G", -100, 2), block("H", 650, 2)],
+        supplies=[supply("T1", 0, 0), supply("T2", -400, 0)],
+        corridors=[corridor("K1", (-420, 0), (100, 0)), corridor("K2", (640, 0), (700, 0))],
+        obstacles=[
+            {
+                "obstacle_id": "O1",
+                "kind": "gas_pipe_zone",
+                "geometry": box(*at(-60, -900), *at(-50, 900)),
+            }
+        ],
+        area_class="A",
+    )
+    result = plan(layers)
+    reasons = dict(zip(result.unserved["box_id"], result.unserved["reason"], strict=True))
+    assert reasons == {"G-M1": "no_path", "H-M1": "beyond_radius"}
+
+
 def test_cable_runs_continuously_from_its_supply_to_its_box(tmp_path: Path) -> None:
     layers = make_layers(
         tmp_path,

@@ -231,11 +231,6 @@ def test_cut_city_gives_each_supply_to_one_partition(tmp_path: Path) -> None:
     assert changed_parts <= bordering
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="routing calls a box no_path when no supply is connected at any distance, which "
-    "a partition cannot see beyond its halo; it says beyond_radius in one process",
-)
 def test_an_isolated_compound_keeps_its_unserved_reason(tmp_path: Path) -> None:
     # In district seed 1 the outlying compound lies over 1 km from the others.
     layers = read_layers(write_layers(sample_city(seeds=(1,)), tmp_path))
