@@ -142,6 +142,17 @@ def test_no_circuit_and_no_capacity_are_reported(tmp_path: Path) -> None:
     assert all(result.unserved["detail"] != "")
 
 
+PIPE_ZONE = {  # a gas-pipe zone cutting the corridor and the land 50-60 m west of x = 0
+    "obstacle_id": "O1",
+    "kind": "gas_pipe_zone",
+    "geometry": box(*at(-60, -900), *at(-50, 900)),
+}
+
+
+def unserved_reasons(result: Plan) -> dict[str, str]:
+    return dict(zip(result.unserved["box_id"], result.unserved["reason"], strict=True))
+
+
 def test_beyond_radius_and_cut_off_by_an_obstacle(tmp_path: Path) -> None:
     # Radius of area class A is 150 m; block F lies 300 m along the corridor.
     # Block G sits behind a gas-pipe zone that cuts its corridor and the land around it.
@@ -150,17 +161,10 @@ def test_beyond_radius_and_cut_off_by_an_obstacle(tmp_path: Path) -> None:
         blocks=[block("F", 300, 2), block("G", -100, 2)],
         supplies=[supply("T1", 0, 0)],
         corridors=[corridor("K1", (0, 0), (320, 0)), corridor("K2", (0, 0), (-120, 0))],
-        obstacles=[
-            {
-                "obstacle_id": "O1",
-                "kind": "gas_pipe_zone",
-                "geometry": box(*at(-60, -900), *at(-50, 900)),
-            }
-        ],
+        obstacles=[PIPE_ZONE],
         area_class="A",
     )
-    result = plan(layers)
-    reasons = dict(zip(result.unserved["box_id"], result.unserved["reason"], strict=True))
+    reasons = unserved_reasons(plan(layers))
     assert reasons == {"F-M1": "beyond_radius", "G-M1": "no_path"}
 
 
@@ -174,17 +178,10 @@ def test_reasons_depend_only_on_supplies_within_the_radius(tmp_path: Path) -> No
         blocks=[block("G", -100, 2), block("H", 650, 2)],
         supplies=[supply("T1", 0, 0), supply("T2", -400, 0)],
         corridors=[corridor("K1", (-420, 0), (100, 0)), corridor("K2", (640, 0), (700, 0))],
-        obstacles=[
-            {
-                "obstacle_id": "O1",
-                "kind": "gas_pipe_zone",
-                "geometry": box(*at(-60, -900), *at(-50, 900)),
-            }
-        ],
+        obstacles=[PIPE_ZONE],
         area_class="A",
     )
-    result = plan(layers)
-    reasons = dict(zip(result.unserved["box_id"], result.unserved["reason"], strict=True))
+    reasons = unserved_reasons(plan(layers))
     assert reasons == {"G-M1": "no_path", "H-M1": "beyond_radius"}
 
 
