@@ -267,7 +267,7 @@ def assign(
     group_of = dict(zip(candidates["candidate_id"], candidates["group"], strict=True))
     spare = candidates.groupby("group")["spare_kva"].first()
     circuits = candidates.groupby("group")["circuits"].first()
-    demand = dict(zip(boxes["box_id"], boxes["demand_kva"], strict=True))
+    demand = pd.Series(boxes["demand_kva"].to_numpy(float), index=boxes["box_id"])
     pairs = pairs.assign(group=pairs["candidate_id"].map(group_of))
     pairs = pairs.sort_values(["box_id", "candidate_id"], ignore_index=True)
     pairs["total"] = pairs["cost_cny"] + cable_cost_cny_per_m * pairs["length_m"]
@@ -286,6 +286,7 @@ def assign(
     order = np.lexsort((np.arange(len(pairs)), pairs["total"].to_numpy(), box_code))
     cheapest = order[np.r_[True, box_code[order][1:] != box_code[order][:-1]]]
     kva = pairs["box_id"].map(demand).to_numpy(float)
+    pairs["kva"] = kva
     group_spare = spare.loc[group_names].to_numpy(float)
     group_circuits = circuits.loc[group_names].to_numpy(float)
     load = np.bincount(group_code[cheapest], weights=kva[cheapest], minlength=n_groups)
@@ -296,7 +297,7 @@ def assign(
     keep = cheapest[~bad_part[part[cheapest]]]
     chosen = [pairs.loc[keep, ["box_id", "candidate_id"]]]
 
-    solve = _Solver(pairs, demand, spare, circuits, time_limit_s)
+    solve = _Solver(pairs, spare, circuits, time_limit_s)
     bad = np.flatnonzero(bad_part[part])
     sizes = np.bincount(part[bad], minlength=label.max() + 1)
     for p in np.flatnonzero(bad_part):  # parts in label order: deterministic
@@ -332,7 +333,6 @@ class _Solver:
     """Solves the assignment of some pairs' boxes exactly, with given capacities left."""
 
     pairs: pd.DataFrame
-    demand: dict[str, float]
     spare: pd.Series
     circuits: pd.Series
     time_limit_s: float | None
@@ -347,7 +347,6 @@ class _Solver:
         return _solve_part(
             part_pairs,
             sorted(part_pairs["box_id"].unique()),
-            demand=self.demand,
             spare=self.spare if spare is None else spare,
             circuits=self.circuits if circuits is None else circuits,
             time_limit_s=self.time_limit_s,
@@ -377,7 +376,7 @@ def _solve_large_part(
     region_boxes[box_code[in_part & over[group_code]]] = True
     region_rows = np.flatnonzero(in_part & region_boxes[box_code])
     fixed = cheapest[in_part[cheapest] & ~region_boxes[box_code[cheapest]]]
-    kva = pairs["box_id"].iloc[fixed].map(solve.demand).to_numpy(float)
+    kva = pairs["kva"].iloc[fixed].to_numpy(float)
     fixed_groups = pairs["group"].iloc[fixed]
     spare = solve.spare.sub(pd.Series(kva).groupby(fixed_groups.to_numpy()).sum(), fill_value=0)
     circuits = solve.circuits.sub(fixed_groups.value_counts(), fill_value=0)
@@ -418,11 +417,11 @@ def _solve_part(
     pairs: pd.DataFrame,
     box_ids: list[str],
     *,
-    demand: dict[str, float],
     spare: pd.Series,
     circuits: pd.Series,
     time_limit_s: float | None = None,
 ) -> pd.DataFrame:
+    """Solve one part exactly; ``pairs`` has box_id, candidate_id, group, total and kva."""
     n_pairs, n_boxes = len(pairs), len(box_ids)
     box_index = {b: i for i, b in enumerate(box_ids)}
     groups = sorted(pairs["group"].unique())
@@ -446,7 +445,7 @@ def _solve_part(
         shape=(n_boxes, n_pairs + n_boxes),
     )
     kva = coo_array(
-        (pairs["box_id"].map(demand).to_numpy(), (rows_group, pair_cols)),
+        (pairs["kva"].to_numpy(float), (rows_group, pair_cols)),
         shape=(len(groups), n_pairs + n_boxes),
     )
     count = coo_array(

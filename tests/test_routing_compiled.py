@@ -325,9 +325,12 @@ def _feasible(answer: pd.DataFrame, boxes: pd.DataFrame, candidates: pd.DataFram
 def test_partitioned_assignment_agrees_with_one_integer_programme(seed: int) -> None:
     pairs, boxes, candidates = _chain_instance(seed)
     whole = reference._solve_part(
-        pairs.assign(group=pairs["candidate_id"], total=pairs["cost_cny"]),
+        pairs.assign(
+            group=pairs["candidate_id"],
+            total=pairs["cost_cny"],
+            kva=pairs["box_id"].map(boxes.set_index("box_id")["demand_kva"]),
+        ),
         sorted(pairs["box_id"].unique()),
-        demand=dict(zip(boxes["box_id"], boxes["demand_kva"], strict=True)),
         spare=candidates.set_index("group")["spare_kva"],
         circuits=candidates.set_index("group")["circuits"],
     )
