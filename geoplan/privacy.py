@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
+from pandas.api.types import infer_dtype
 
 if TYPE_CHECKING:
     from .plan import Plan
@@ -118,6 +120,10 @@ MOBILE = re.compile(r"(?<!\d)(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}(?!\d)")
 ID_NUMBER = re.compile(
     r"(?<!\d)[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?!\d)"
 )
+#: Each number above holds 11 digits in a row, at most one space or hyphen between two of
+#: them: a text without such a run holds no personal number (see :func:`_maybe_personal`).
+_RUN_DIGITS = 11
+_RUN_SEPARATORS = (ord(" "), ord("-"))
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SPLIT = re.compile(r"[^a-z0-9]+")
 
@@ -183,7 +189,14 @@ class Masker:
     @classmethod
     def from_texts(cls, texts: Iterable[object]) -> Masker:
         """Return a masker for every personal number found in ``texts``."""
-        numbers = sorted({n for t in texts if isinstance(t, str) for n in personal_numbers(t)})
+        return cls.from_arrays([np.fromiter(texts, dtype=object)])
+
+    @classmethod
+    def from_arrays(cls, arrays: Iterable[np.ndarray]) -> Masker:
+        """Return a masker for every personal number in the texts of some object arrays."""
+        numbers = sorted(
+            {n for a in arrays for t in a[_maybe_personal(a)] for n in personal_numbers(t)}
+        )
         by_mask: dict[str, list[str]] = defaultdict(list)
         for number in numbers:
             by_mask[_mask(number)].append(number)
@@ -210,12 +223,74 @@ def _text_columns(frame: pd.DataFrame) -> list[str]:
     ]
 
 
-def _texts(frames: Iterable[pd.DataFrame | None]) -> Iterator[object]:
+def _text_arrays(frames: Iterable[pd.DataFrame | None]) -> Iterator[np.ndarray]:
+    """Yield the values of every text column of ``frames``, as object arrays."""
     for frame in frames:
         if frame is None:
             continue
         for column in _text_columns(frame):
-            yield from frame[column]
+            yield frame[column].to_numpy(dtype=object)
+
+
+def _digits(codes: np.ndarray) -> np.ndarray:
+    r"""Return which Unicode code points are decimal digits (what ``\d`` matches)."""
+    digit = (codes >= ord("0")) & (codes <= ord("9"))
+    wide = np.flatnonzero(codes > 0x7F)
+    if len(wide):
+        found = np.unique(codes[wide])
+        decimal = np.fromiter((chr(c).isdecimal() for c in found.tolist()), bool, len(found))
+        digit[wide] = np.isin(codes[wide], found[decimal])
+    return digit
+
+
+def _maybe_personal(values: np.ndarray) -> np.ndarray:
+    """Return which values are texts that may hold a mobile or ID number.
+
+    Every match of :data:`MOBILE` and :data:`ID_NUMBER` holds :data:`_RUN_DIGITS` digits
+    with at most one space or hyphen between two of them. The texts are searched for
+    such runs all at once, with numpy, so that the regular expressions need to run only
+    on the few texts that have one.
+
+    Parameters
+    ----------
+    values
+        An object array; values that are not ``str`` are never personal.
+
+    Returns
+    -------
+    mask
+        A boolean array as long as ``values``.
+    """
+    mask = np.zeros(len(values), dtype=bool)
+    if infer_dtype(values, skipna=False) == "string":
+        rows = np.arange(len(values))
+    else:
+        rows = np.flatnonzero([isinstance(v, str) for v in values])
+    if not len(rows):
+        return mask
+    texts = values[rows].tolist()
+    joined = "\n".join(texts)  # a line break ends every run
+    if joined.isascii():
+        codes: np.ndarray = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+    else:
+        codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+    digit = _digits(codes)
+    # a run: digits, and single separators between two digits
+    in_run = digit.copy()
+    inner = codes[1:-1]
+    in_run[1:-1] |= ((inner == _RUN_SEPARATORS[0]) | (inner == _RUN_SEPARATORS[1])) & (
+        digit[:-2] & digit[2:]
+    )
+    # every number fills a window of _RUN_DIGITS characters of a run; a window may also
+    # hold a few separators: a superset, which the regular expressions then sort out
+    counted = np.zeros(len(codes) + 1, dtype=np.int64)
+    np.cumsum(in_run, out=counted[1:])
+    windows = np.flatnonzero(counted[_RUN_DIGITS:] - counted[:-_RUN_DIGITS] == _RUN_DIGITS)
+    if len(windows):
+        starts = np.cumsum([0, *(len(t) + 1 for t in texts[:-1])])
+        found = np.searchsorted(starts, windows, side="right") - 1
+        mask[rows[np.unique(found)]] = True
+    return mask
 
 
 def _numbers_as_numbers(values: pd.Series) -> bool:
@@ -293,7 +368,7 @@ def redact_frames(
         What was taken out, one entry per layer that had anything taken out.
     """
     id_columns = id_columns or {}
-    masker = masker or Masker.from_texts(_texts(frames.values()))
+    masker = masker or Masker.from_arrays(_text_arrays(frames.values()))
     out: dict[str, pd.DataFrame] = {}
     found: list[Redaction] = []
     for name, frame in frames.items():
@@ -309,19 +384,22 @@ def redact_frames(
                 dropped[str(column)] = kind
         kept = frame.drop(columns=list(dropped)) if dropped else frame
         hits: dict[str, list[int]] = {}
-        changes: dict[str, list[object]] = {}
+        changes: dict[str, np.ndarray] = {}
         id_column = id_columns.get(name)
-        for column in _text_columns(kept):
-            values = list(kept[column])
-            new = [masker(v) for v in values]
-            hit = [i for i, (a, b) in enumerate(zip(values, new, strict=True)) if a != b]
+        for column in _text_columns(kept) if masker.masks else ():
+            values = kept[column].to_numpy(dtype=object)
+            rows = np.flatnonzero(_maybe_personal(values)).tolist()
+            new = {i: masker(values[i]) for i in rows}
+            hit = [i for i in rows if new[i] != values[i]]
             if hit:
-                changes[str(column)] = new
+                changed = values.copy()
+                changed[hit] = [new[i] for i in hit]
+                changes[str(column)] = changed
                 hits[str(column)] = hit
         if changes:
             kept = kept.copy()
-            for column, new in changes.items():
-                kept[column] = pd.Series(new, index=kept.index, dtype=kept[column].dtype)
+            for column, changed in changes.items():
+                kept[column] = pd.Series(changed, index=kept.index, dtype=kept[column].dtype)
         masked: dict[str, tuple[str, ...]] = {}
         if hits:
             ids = (
@@ -361,7 +439,7 @@ def redact_plan(plan: Plan) -> Plan:
     if plan.power_flow is not None:
         tables["power_flow"] = plan.power_flow
     layers = dict(plan.layers.frames)
-    masker = Masker.from_texts(_texts([*layers.values(), *tables.values()]))
+    masker = Masker.from_arrays(_text_arrays([*layers.values(), *tables.values()]))
     new_layers, found = redact_frames(layers, masker=masker)
     new_tables, found_tables = redact_frames(tables, masker=masker, drop=False)
     if not found and not found_tables:
