@@ -129,25 +129,27 @@ def _feeder_taps(
     circuits = int(catalogue.value("supply", "feeder_max_circuits"))
     usable = feeders[feeders["spare_kva"].fillna(0) > 0]
     centres = boxes.dissolve("compound_id").centroid
-    rows = []
-    for feeder in usable.itertuples(index=False):
-        near = centres[centres.distance(feeder.geometry) <= reach_m]
-        for compound_id, centre in near.items():
-            point = feeder.geometry.interpolate(feeder.geometry.project(centre))
-            rows.append(
-                {
-                    "candidate_id": f"{feeder.feeder_id}@{compound_id}",
-                    "supply_id": f"{feeder.feeder_id}@{compound_id}",
-                    "kind": "feeder_tap",
-                    "group": str(feeder.feeder_id),
-                    "spare_kva": float(feeder.spare_kva),
-                    "circuits": circuits,
-                    "geometry": point,
-                }
-            )
-    if not rows:
+    lines = usable.geometry.to_numpy()
+    fi, ci = shapely.STRtree(centres.to_numpy()).query(lines, predicate="dwithin", distance=reach_m)
+    if not fi.size:
         return gpd.GeoDataFrame(columns=[*columns, "geometry"], geometry="geometry", crs=boxes.crs)
-    return gpd.GeoDataFrame(rows, geometry="geometry", crs=boxes.crs)
+    order = np.lexsort((ci, fi))
+    fi, ci = fi[order], ci[order]
+    at = shapely.line_locate_point(lines[fi], centres.to_numpy()[ci])
+    feeder_ids = usable["feeder_id"].astype(str).to_numpy()[fi]
+    names = pd.Series(feeder_ids) + "@" + centres.index.astype(str).to_numpy()[ci]
+    return gpd.GeoDataFrame(
+        {
+            "candidate_id": names,
+            "supply_id": names,
+            "kind": "feeder_tap",
+            "group": feeder_ids,
+            "spare_kva": usable["spare_kva"].astype(float).to_numpy()[fi],
+            "circuits": circuits,
+        },
+        geometry=shapely.line_interpolate_point(lines[fi], at),
+        crs=boxes.crs,
+    )
 
 
 def candidate_pairs(
