@@ -374,6 +374,8 @@ def _allowed(values: pd.Series) -> BoolArray:
             return value.strip().lower() not in {"false", "0", "no", "n", "f"}
         return bool(value)
 
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return values.to_numpy(bool)
     return np.fromiter((usable(v) for v in values), dtype=bool, count=len(values))
 
 
@@ -432,7 +434,12 @@ def _corridor_table(corridors: gpd.GeoDataFrame, costs: _Costs) -> pd.DataFrame:
         _y1=end[:, 1],
     )
     keys = ["cost_cny_per_m", "_id", "surface", "_kind", "_x0", "_y0", "_x1", "_y1"]
-    frame = frame.sort_values(keys, kind="stable").reset_index(drop=True)
+    # np.lexsort on sorted codes: the order of a stable sort_values by the keys, faster
+    codes = [
+        pd.factorize(frame[k], sort=True)[0] if frame[k].dtype == object else frame[k].to_numpy()
+        for k in keys
+    ]
+    frame = frame.iloc[np.lexsort(codes[::-1])].reset_index(drop=True)
     return frame.drop(columns=[k for k in keys if k.startswith("_")])
 
 
