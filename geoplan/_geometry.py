@@ -28,6 +28,7 @@ OPEN_SURFACE = "open"
 _GRID_M = 1e-3
 _EDGE_M = 5 * _GRID_M
 _CANDIDATE_EDGES = 4
+_SHORT_REACH_M = 10.0  # the nearest edges are first looked for this close
 _LATTICE_NEAREST = 8
 _INTERIOR = "T********"  # DE-9IM: the interiors meet
 

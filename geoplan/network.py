@@ -54,6 +54,7 @@ from ._geometry import (
     _CANDIDATE_EDGES,
     _GRID_M,
     _INTERIOR,
+    _SHORT_REACH_M,
     OPEN_SURFACE,
     BoolArray,
     FloatArray,
@@ -643,6 +644,32 @@ def _point_table(points: gpd.GeoDataFrame) -> tuple[list[str], FloatArray]:
     return ids[order].tolist(), shapely.get_coordinates(geoms[order])
 
 
+def _k_nearest_within(
+    tree: shapely.STRtree, items: GeomArray, pts: GeomArray, reach_m: float
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """Find the ``_CANDIDATE_EDGES`` nearest items within ``reach_m`` of each point.
+
+    Returns (point, item, distance) sorted by point, distance, item. Points with that
+    many items within ``_SHORT_REACH_M`` are answered from them (the nearest are among
+    them); only the others search the whole reach.
+    """
+    k = _CANDIDATE_EDGES
+    short = min(reach_m, _SHORT_REACH_M)
+    pi, ei = tree.query(pts, predicate="dwithin", distance=short)
+    if short < reach_m:
+        count = np.bincount(pi, minlength=len(pts))
+        again = np.flatnonzero(count < k)
+        if again.size:
+            qi, qe = tree.query(pts[again], predicate="dwithin", distance=reach_m)
+            keep = count[pi] >= k
+            pi, ei = np.concatenate([pi[keep], again[qi]]), np.concatenate([ei[keep], qe])
+    dist = shapely.distance(pts[pi], items[ei])
+    order = np.lexsort((ei, dist, pi))
+    pi, ei, dist = pi[order], ei[order], dist[order]
+    few = _group_rank(pi) < k
+    return pi[few], ei[few], dist[few]
+
+
 @dataclass(frozen=True)
 class _Links:
     """Where points meet the corridor edges: the computed part of attaching them.
@@ -676,28 +703,31 @@ def _corridor_links(
     orientation), both sorted by ``ends``.
     """
     eu, ev = ends
-    geoms = geoms.copy()
-    start, _ = _end_coords(geoms)
-    flip = np.hypot(*(start - node_xy[ev]).T) < np.hypot(*(start - node_xy[eu]).T)
-    geoms[flip] = shapely.reverse(geoms[flip])
-
-    pi, ei = shapely.STRtree(geoms).query(pts, predicate="dwithin", distance=ctx.reach_m)
+    pi, ei, dist = _k_nearest_within(shapely.STRtree(geoms), geoms, pts, ctx.reach_m)
     if not pi.size:
         return None, next_id
-    dist = shapely.distance(pts[pi], geoms[ei])
-    order = np.lexsort((ei, dist, pi))
-    pi, ei, dist = pi[order], ei[order], dist[order]
-    few = _group_rank(pi) < _CANDIDATE_EDGES
-    pi, ei, dist = pi[few], ei[few], dist[few]
+    geoms = geoms.copy()  # the candidate edges drawn from their lower node
+    near = np.unique(ei)
+    start, _ = _end_coords(geoms[near])
+    flip = near[np.hypot(*(start - node_xy[ev[near]]).T) < np.hypot(*(start - node_xy[eu[near]]).T)]
+    geoms[flip] = shapely.reverse(geoms[flip])
     along = shapely.line_locate_point(geoms[ei], pts[pi])
-    proj = shapely.get_coordinates(shapely.line_interpolate_point(geoms[ei], along))
     xy = shapely.get_coordinates(pts)
-    connectors = _segments(xy[pi], proj)
-    exempt = (pi.astype(np.int64), _containing(pts, ctx.polygons, ctx.tree))
-    blocked = _crosses_interior(connectors, ctx.polygons, ctx.tree, exempt) & (dist > _GRID_M)
-    free = np.flatnonzero(~blocked)
-    _, first = np.unique(pi[free], return_index=True)
-    chosen = free[first]
+    exempt_keys = _containing(pts, ctx.polygons, ctx.tree)
+    # A point takes its nearest edge whose connector is free; test rank by rank.
+    rank = _group_rank(pi)
+    chosen_at = np.full(len(pts), -1, dtype=np.int64)
+    for r in range(_CANDIDATE_EDGES):
+        test = np.flatnonzero((rank == r) & (chosen_at[pi] < 0))
+        if not test.size:
+            break
+        proj = shapely.get_coordinates(shapely.line_interpolate_point(geoms[ei[test]], along[test]))
+        connectors = _segments(xy[pi[test]], proj)
+        exempt = (pi[test].astype(np.int64), exempt_keys)
+        blocked = _crosses_interior(connectors, ctx.polygons, ctx.tree, exempt)
+        free = test[~(blocked & (dist[test] > _GRID_M))]
+        chosen_at[pi[free]] = free
+    chosen = chosen_at[chosen_at >= 0]
     if not chosen.size:
         return None, next_id
     cp, ce, calong = pi[chosen], ei[chosen], along[chosen]
