@@ -23,6 +23,7 @@ from .settings import Settings
 logger = logging.getLogger(__name__)
 
 _EDGE_TOLERANCE_M = 0.05  # a section's outline within this of its block's outline is outer
+_NEAR_TARGET_M = 30.0  # the corridor a box faces is first looked for this close (speed only)
 
 PLANNED_STATUSES = ("surveyed", "applied", "planned", "under_construction")
 
@@ -95,9 +96,18 @@ def site_boxes(
     sections = _sections_of(geoms, (corners, sides), parts, block_of=block_of, rank=rank)
     site = sections
     if tree is not None and len(sections):
-        inputs, nearest = tree.query_nearest(sections, all_matches=False)
         chosen = np.full(len(sections), None, dtype=object)
+        # most sections have a corridor close by: a bounded search first is much faster
+        inputs, nearest = tree.query_nearest(
+            sections, all_matches=False, max_distance=_NEAR_TARGET_M
+        )
         chosen[inputs] = target_array[nearest]
+        found = np.zeros(len(sections), dtype=bool)
+        found[inputs] = True
+        rest = np.flatnonzero(~found)
+        if rest.size:
+            inputs, nearest = tree.query_nearest(sections[rest], all_matches=False)
+            chosen[rest[inputs]] = target_array[nearest]
         site = _sites(sections, chosen, setback_m, blocks=geoms[block_of])
     else:
         site = shapely.centroid(sections)
