@@ -128,7 +128,7 @@ def _feeder_taps(
     reach_m = max(catalogue.value("supply", "radius_m").values())
     circuits = int(catalogue.value("supply", "feeder_max_circuits"))
     usable = feeders[feeders["spare_kva"].fillna(0) > 0]
-    centres = boxes.dissolve("compound_id").centroid
+    centres = _centres(boxes)
     lines = usable.geometry.to_numpy()
     fi, ci = shapely.STRtree(centres.to_numpy()).query(lines, predicate="dwithin", distance=reach_m)
     if not fi.size:
@@ -149,6 +149,17 @@ def _feeder_taps(
         },
         geometry=shapely.line_interpolate_point(lines[fi], at),
         crs=boxes.crs,
+    )
+
+
+def _centres(boxes: gpd.GeoDataFrame) -> gpd.GeoSeries:
+    """The centroid of each compound's box points (distinct points), by compound_id."""
+    xy = shapely.get_coordinates(boxes.geometry.to_numpy())
+    code, compound_ids = pd.factorize(boxes["compound_id"], sort=True)
+    keyed = np.unique(np.column_stack([code, xy]), axis=0)
+    points = shapely.multipoints(keyed[:, 1:], indices=keyed[:, 0].astype(np.int64))
+    return gpd.GeoSeries(
+        shapely.centroid(points), index=pd.Index(compound_ids, name="compound_id"), crs=boxes.crs
     )
 
 
@@ -493,19 +504,19 @@ def explain_unserved(
     group_of = pd.Series(candidates["group"].to_numpy(), index=candidates["candidate_id"])
 
     box_ids = boxes["box_id"]
-    todo = box_ids[~box_ids.isin(assigned["box_id"])].to_numpy()
+    todo = box_ids[~box_ids.isin(assigned["box_id"])]
     near = pairs.loc[pairs["in_radius"] & pairs["box_id"].isin(todo), ["box_id", "candidate_id"]]
     left = left_kva.reindex(near["candidate_id"].map(group_of)).to_numpy(float)
     fits = left >= near["box_id"].map(demand).to_numpy(float)
-    in_radius = np.isin(todo, near["box_id"].to_numpy())
-    kva_ok = np.isin(todo, near["box_id"].to_numpy()[fits])
+    in_radius = todo.isin(near["box_id"]).to_numpy()
+    kva_ok = todo.isin(near["box_id"][fits]).to_numpy()
     reason = np.select(
-        [np.isin(todo, list(cut_off)), ~in_radius, kva_ok],
+        [todo.isin(cut_off).to_numpy(), ~in_radius, kva_ok],
         [NO_PATH, BEYOND_RADIUS, NO_CIRCUIT],
         default=NO_CAPACITY,
     )
     return pd.DataFrame(
-        {"box_id": todo, "reason": reason, "detail": [_DETAILS[r] for r in reason]},
+        {"box_id": todo.to_numpy(), "reason": reason, "detail": [_DETAILS[r] for r in reason]},
         columns=["box_id", "reason", "detail"],
     )
 
