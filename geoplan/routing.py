@@ -153,7 +153,7 @@ def _feeder_taps(
 
 
 def _centres(boxes: gpd.GeoDataFrame) -> gpd.GeoSeries:
-    """The centroid of each compound's box points (distinct points), by compound_id."""
+    """Return the centroid of each compound's distinct box points, by compound_id."""
     xy = shapely.get_coordinates(boxes.geometry.to_numpy())
     code, compound_ids = pd.factorize(boxes["compound_id"], sort=True)
     keyed = np.unique(np.column_stack([code, xy]), axis=0)
