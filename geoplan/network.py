@@ -99,34 +99,15 @@ _EdgeRow = tuple[int, int, dict[str, Any]]
 def build_graph(
     corridors: gpd.GeoDataFrame, *, barriers: gpd.GeoSeries, settings: Settings
 ) -> nx.Graph:
-    """Build the routing graph of the usable trench corridors.
+    """Build the routing graph of the usable trench corridors as a networkx graph.
 
-    Corridors with ``allowed`` False are dropped; lines are joined where they cross or
-    touch and where an end falls short of another line by at most
-    ``[network] node_tolerance_m``; parts inside a barrier are cut out.
-
-    Parameters
-    ----------
-    corridors
-        Lines with ``corridor_id``, ``surface`` and optionally ``kind`` and ``allowed``,
-        in a projected metric CRS.
-    barriers
-        Polygons no trench may cross (buildings, storage blocks, obstacles), same CRS.
-    settings
-        Run settings; ``[trench]`` costs and ``[network] node_tolerance_m`` are used.
+    The rules, parameters and errors are those of :func:`build_arrays`.
 
     Returns
     -------
     graph
         The routing graph; empty (with ``graph.graph["crs"]`` set) when no corridor is
         usable.
-
-    Raises
-    ------
-    CRSError
-        The corridors have no projected CRS or the barriers another CRS.
-    LayerError
-        A corridor's surface has no trench cost in the catalogue.
     """
     return to_networkx(build_arrays(corridors, barriers=barriers, settings=settings))
 
