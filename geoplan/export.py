@@ -16,10 +16,10 @@ carry a fixed timestamp, 2000-01-01).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import io
 import logging
-import math
 import os
 import re
 import shutil
@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, BinaryIO, TypeAlias
 
 import geopandas as gpd
 import numpy as np
@@ -37,7 +37,9 @@ import pandas as pd
 import pyogrio
 import pyogrio.errors
 from openpyxl.utils import get_column_letter
+from pandas.api.types import infer_dtype
 
+from ._geojson import PRECISION, write_geojson
 from .costs import bill_of_quantities
 from .errors import LayerError, OutputError, Problem
 from .privacy import redact_plan
@@ -304,13 +306,28 @@ def _write_gpkg(tables: Mapping[str, Table], path: Path) -> None:
 
 
 def _write_geojson(frame: gpd.GeoDataFrame, path: Path, name: str) -> None:
-    _write_layer(
-        frame.to_crs(GEOGRAPHIC_CRS),
-        path,
-        name,
-        driver="GeoJSON",
-        layer_options={"RFC7946": "YES", "COORDINATE_PRECISION": str(GEOJSON_PRECISION)},
-    )
+    """Write a layer as RFC 7946 GeoJSON, byte for byte as GDAL writes it.
+
+    Most features are written by :func:`geoplan._geojson.write_geojson`, at numpy speed.
+    """
+    lonlat = frame.to_crs(GEOGRAPHIC_CRS)
+    geometry_type, promote = _geometry_type(lonlat, name)
+
+    def gdal(part: gpd.GeoDataFrame, target: Path) -> None:
+        pyogrio.write_dataframe(
+            part,
+            target,
+            layer=name,
+            driver="GeoJSON",
+            geometry_type=geometry_type,
+            promote_to_multi=promote,
+            layer_options={"RFC7946": "YES", "COORDINATE_PRECISION": str(GEOJSON_PRECISION)},
+        )
+
+    if promote or GEOJSON_PRECISION != PRECISION:
+        gdal(lonlat, path)
+    else:
+        write_geojson(lonlat, path, gdal)
     _sync(path)
 
 
@@ -325,11 +342,87 @@ def _display_width(value: object) -> int:
     return len(text) + sum(1 for ch in text if ord(ch) > 0x2E80)
 
 
-def _widest(values: pd.Series) -> int:
+@dataclasses.dataclass(frozen=True)
+class _Texts:
+    """The distinct texts of a column, and what the workbook writer needs to know of them.
+
+    Parameters
+    ----------
+    codes
+        Each row's index into ``texts``.
+    texts
+        The distinct texts, ``&``, ``<`` and ``>`` escaped for XML.
+    plain
+        Whether openpyxl writes every text as it is (see :data:`_PLAIN_TEXT`).
+    widest
+        The largest :func:`_display_width`.
+    """
+
+    codes: np.ndarray
+    texts: list[str]
+    plain: bool
+    widest: int
+
+
+def _code_points(text: str) -> np.ndarray:
+    """Return the code points of a text, one array element per character."""
+    if text.isascii():
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def _spaces(points: np.ndarray) -> np.ndarray:
+    r"""Return which code points are white space (``\s``), leaving out control codes."""
+    space = points == ord(" ")
+    wide = np.flatnonzero(points > 0x7F)
+    if len(wide):
+        found = np.unique(points[wide])
+        spaces = found[[chr(c).isspace() for c in found.tolist()]]
+        space[wide] = np.isin(points[wide], spaces)
+    return space
+
+
+def _texts(values: np.ndarray) -> _Texts | None:
+    """Return the distinct texts of an object array and their facts; None unless all text.
+
+    All the texts are looked at together, with numpy: a city's sheets hold millions of
+    cells.
+    """
+    if len(values) == 0:
+        return _Texts(np.zeros(0, dtype=np.intp), [], plain=True, widest=0)
+    if infer_dtype(values, skipna=False) != "string":
+        return None
+    codes, uniques = pd.factorize(values)
+    texts: list[str] = list(uniques)
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    points = _code_points("".join(texts))
+    widths = lengths
+    if points.dtype != np.uint8:  # CJK characters take two columns
+        wide = np.concatenate([[0], np.cumsum(points > 0x2E80)])
+        widths = lengths + wide[ends] - wide[starts]
+    filled = lengths > 0
+    first, last = points[starts[filled]], points[ends[filled] - 1]
+    plain = not (
+        lengths.max() > 32767
+        or (points < 0x20).any()  # control characters
+        or (first == ord("=")).any()  # a formula
+        or ((first == ord("#")) & (lengths[filled] > 1)).any()  # an error code
+        or _spaces(np.concatenate([first, last])).any()
+    )
+    special = (points == ord("&")) | (points == ord("<")) | (points == ord(">"))
+    for index in np.unique(np.searchsorted(ends, np.flatnonzero(special), side="right")):
+        texts[index] = _escape(texts[index])
+    return _Texts(codes, texts, plain=plain, widest=int(widths.max()))
+
+
+def _widest(values: pd.Series, texts: _Texts | None = None) -> int:
     """Return the largest :func:`_display_width` of a column's values, vectorised.
 
     The width of ``f"{v:,.2f}"`` (floats) and ``str(v)`` (integers) grows with ``|v|``,
-    so the extremes decide; text is measured once per distinct value.
+    so the extremes decide; text is measured by :func:`_texts` (or ``texts``, its result
+    for this column).
     """
     if len(values) == 0:
         return 0
@@ -344,10 +437,10 @@ def _widest(values: pd.Series) -> int:
         if finite.any():
             extremes += [float(array[finite].min()), float(array[finite].max())]
         return max(_display_width(v) for v in extremes)
-    return max(
-        len(v) if isinstance(v, str) and v.isascii() else _display_width(v)
-        for v in pd.unique(array)
-    )
+    texts = texts or (_texts(array) if array.dtype == object else None)
+    if texts is not None:
+        return texts.widest
+    return max(_display_width(v) for v in pd.unique(array))
 
 
 def _number_format(column: str) -> str:
@@ -358,11 +451,14 @@ def _number_format(column: str) -> str:
     return "0.00"
 
 
-def _format_sheet(sheet: Worksheet, frame: pd.DataFrame) -> None:
+def _format_sheet(
+    sheet: Worksheet, frame: pd.DataFrame, texts: Sequence[_Texts | None] = ()
+) -> None:
     """Freeze and filter the header row, size columns, format numbers.
 
     ``sheet`` may hold only the first rows of ``frame`` (:func:`_xlsx_bytes` writes the
-    rest itself): the filter and the widths cover all of ``frame``.
+    rest itself): the filter and the widths cover all of ``frame``. ``texts`` holds
+    :func:`_texts` of the columns, where already known.
     """
     sheet.freeze_panes = "A2"
     if len(frame) and len(frame.columns):
@@ -370,8 +466,9 @@ def _format_sheet(sheet: Worksheet, frame: pd.DataFrame) -> None:
         sheet.auto_filter.ref = f"A1:{last}{len(frame) + 1}"
     for index, column in enumerate(frame.columns, start=1):
         letter = get_column_letter(index)
-        values = frame[column]
-        widest = max(_display_width(column), _widest(values))
+        values = frame.iloc[:, index - 1]
+        known = texts[index - 1] if texts else None
+        widest = max(_display_width(column), _widest(values, known))
         sheet.column_dimensions[letter].width = min(widest + 2, 60)
         if pd.api.types.is_float_dtype(values):
             number_format = _number_format(column)
@@ -380,97 +477,171 @@ def _format_sheet(sheet: Worksheet, frame: pd.DataFrame) -> None:
 
 
 # Text openpyxl writes as it is (escaping &, <, >): no control characters, no formula or
-# error code, no surrounding white space, not too long.
+# error code, no surrounding white space, not too long. (:func:`_texts` checks just this.)
 _PLAIN_TEXT = re.compile(r"[^\x00-\x1f=\s#][^\x00-\x1f]*(?<!\s)|[^\x00-\x1f=\s]?", re.DOTALL)
 _PLAIN_DTYPES = ("int64", "float64", "bool")
 
 
+def _column_texts(frame: pd.DataFrame) -> list[_Texts | None] | None:
+    """Return :func:`_texts` of each column (None for numbers); None if not :func:`_plain`."""
+    out: list[_Texts | None] = []
+    for index in range(len(frame.columns)):
+        values = frame.iloc[:, index]
+        if str(values.dtype) in _PLAIN_DTYPES:
+            out.append(None)
+            continue
+        texts = _texts(values.to_numpy()) if values.dtype == object else None
+        if texts is None or not texts.plain:
+            return None
+        out.append(texts)
+    return out
+
+
 def _plain(frame: pd.DataFrame) -> bool:
     """Whether :func:`_sheet_rows` writes ``frame`` exactly as pandas and openpyxl would."""
-    for column in frame.columns:
-        values = frame[column]
-        if str(values.dtype) in _PLAIN_DTYPES:
-            continue
-        if values.dtype != object:
-            return False
-        for text in pd.unique(values.to_numpy()):
-            if not isinstance(text, str) or len(text) > 32767 or not _PLAIN_TEXT.fullmatch(text):
-                return False
-    return True
+    return _column_texts(frame) is not None
 
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _column_cells(values: pd.Series, letter: str, style: str) -> list[str]:
-    """Return the ``<c>`` elements of one column, rows 2 onwards, as openpyxl writes them."""
-    head = f'<c r="{letter}'
-    rows = range(2, len(values) + 2)
+#: Integers up to this size are exact as floats: ``str`` writes them as ``.16g`` does.
+_EXACT_INT = 2**53
+#: Rows of a sheet put together at once, which bounds the memory their pieces take.
+_ROWS_AT_ONCE = 1 << 15
+
+_Piece: TypeAlias = str | np.ndarray
+
+
+def _number_texts(values: np.ndarray) -> np.ndarray:
+    """Return each value's ``.16g`` text (``""`` for NaN), formatting each number once."""
+    if values.dtype.kind in "iu":
+        codes, uniques = pd.factorize(values)
+        numbers = uniques.tolist()
+        texts = [str(v) if -_EXACT_INT <= v <= _EXACT_INT else f"{v:.16g}" for v in numbers]
+        return np.array(texts, dtype=object)[codes]
+    codes, bits = pd.factorize(values.view(np.int64))  # -0.0 is not 0.0
+    numbers = bits.view(np.float64).tolist()
+    texts = ("%.16g\n" * len(numbers) % tuple(numbers)).split("\n")[:-1]
+    strings = np.array(texts, dtype=object)[codes]
+    strings[np.isnan(values)] = ""
+    return strings
+
+
+def _cell_pieces(values: pd.Series, texts: _Texts | None, style: str) -> list[_Piece]:
+    """Return what follows the row number of a column's cells, as openpyxl writes them.
+
+    Three pieces: the cell's attributes, its value, its end; each a string (when the same
+    in every row) or an object array (one per row).
+    """
     array = values.to_numpy()
-    empty = f'"{style} t="inlineStr" />'
-    if values.dtype == object:
-        text = f'"{style} t="inlineStr"><is><t>'
-        return [
-            f"{head}{r}{text}{_escape(v)}</t></is></c>" if v else f"{head}{r}{empty}"
-            for r, v in zip(rows, array, strict=True)
-        ]
-    if values.dtype == bool:
-        true, false = f'"{style} t="b"><v>1</v></c>', f'"{style} t="b"><v>0</v></c>'
-        return [f"{head}{r}{true if v else false}" for r, v in zip(rows, array, strict=True)]
     number = f'"{style} t="n"><v>'
-    if values.dtype.kind == "i":
-        return [
-            f"{head}{r}{number}{v:.16g}</v></c>" for r, v in zip(rows, array.tolist(), strict=True)
-        ]
     inline = f'"{style} t="inlineStr"><is><t>'
-    cells = []
-    for r, v in zip(rows, array.tolist(), strict=True):
-        if math.isfinite(v):
-            cells.append(f"{head}{r}{number}{v:.16g}</v></c>")
-        elif math.isnan(v):
-            cells.append(f"{head}{r}{empty}")
-        else:
-            cells.append(f"{head}{r}{inline}{'inf' if v > 0 else '-inf'}</t></is></c>")
-    return cells
+    empty = f'"{style} t="inlineStr" />'
+    if values.dtype == bool:
+        return [f'"{style} t="b"><v>', np.where(array, "1", "0").astype(object), "</v></c>"]
+    if texts is None:
+        strings = _number_texts(array)
+        if values.dtype.kind in "iu" or np.isfinite(array).all():
+            return [number, strings, "</v></c>"]
+        kinds = np.select([np.isnan(array), np.isinf(array)], [2, 1], 0)  # inf is text
+    else:
+        strings = np.array(texts.texts, dtype=object)[texts.codes]
+        kinds = np.where(strings == "", 2, 1)
+        if (kinds == 1).all():
+            return [inline, strings, "</t></is></c>"]
+    # kinds: 0 a number, 1 text, 2 empty
+    starts = np.array([number, inline, empty], dtype=object)[kinds]
+    ends = np.array(["</v></c>", "</t></is></c>", ""], dtype=object)[kinds]
+    return [starts, strings, ends]
 
 
-def _sheet_rows(frame: pd.DataFrame, sheet: Worksheet) -> bytes:
-    """Return the ``<row>`` elements of rows 2 onwards of ``frame``, as openpyxl writes them.
+def _sheet_rows(
+    frame: pd.DataFrame, sheet: Worksheet, texts: Sequence[_Texts | None] = ()
+) -> Iterator[bytes]:
+    """Yield the ``<row>`` elements of rows 2 onwards of ``frame``, as openpyxl writes them.
 
     ``sheet`` holds the header and the first row, written by pandas and openpyxl: its
-    cells give each column's style.
+    cells give each column's style. ``frame`` must be :func:`_plain`; ``texts`` holds
+    :func:`_column_texts` of it, where already known. The rows come in parts of
+    :data:`_ROWS_AT_ONCE`, each put together by one ``str.join`` of all its pieces.
     """
-    columns = []
-    for index, column in enumerate(frame.columns, start=1):
+    texts = texts or _column_texts(frame) or ()
+    rows = np.array([str(r) for r in range(2, len(frame) + 2)], dtype=object)
+    pieces: list[_Piece] = ['<row r="', rows, '">']
+    for index in range(1, len(frame.columns) + 1):
         cell = sheet.cell(row=2, column=index)
         style = f' s="{cell.style_id}"' if cell.has_style else ""
-        columns.append(_column_cells(frame[column], get_column_letter(index), style))
-    rows = range(2, len(frame) + 2)
-    return "".join(
-        f'<row r="{r}">{"".join(cells)}</row>'
-        for r, cells in zip(rows, zip(*columns, strict=True), strict=True)
-    ).encode("utf-8")
+        known = texts[index - 1]
+        pieces += [f'<c r="{get_column_letter(index)}', rows]
+        pieces += _cell_pieces(frame.iloc[:, index - 1], known, style)
+    pieces.append("</row>")
+    merged: list[_Piece] = []
+    for piece in pieces:
+        if isinstance(piece, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += piece
+        else:
+            merged.append(piece)
+    for start in range(0, len(frame), _ROWS_AT_ONCE):
+        part = slice(start, start + _ROWS_AT_ONCE)
+        matrix = np.empty((len(rows[part]), len(merged)), dtype=object)
+        for column, piece in enumerate(merged):
+            matrix[:, column] = piece if isinstance(piece, str) else piece[part]
+        yield "".join(matrix.ravel().tolist()).encode("utf-8")
 
 
-def _splice(xml: bytes, *, frame: pd.DataFrame, sheet: Worksheet) -> bytes:
-    """Put all rows of ``frame`` in place of rows 2 onwards of ``sheet``'s saved XML.
+def _splice(
+    xml: bytes, *, frame: pd.DataFrame, sheet: Worksheet, texts: Sequence[_Texts | None] = ()
+) -> Iterator[bytes]:
+    """Yield ``sheet``'s saved XML with all rows of ``frame`` in place of rows 2 onwards.
 
     Run after openpyxl saved the workbook, when every style has its number.
     """
-    rows = _sheet_rows(frame, sheet)
     start = xml.index(b'<row r="2">')
     end = xml.index(b"</sheetData>", start)
-    if not rows.startswith(xml[start:end]):
-        msg = f"the fast writer of sheet {sheet.title} disagrees with openpyxl on row 2"
-        raise AssertionError(msg)
     dimension = f"A1:{get_column_letter(len(frame.columns))}{len(frame) + 1}"
-    return re.sub(
+    yield re.sub(
         rb'<dimension ref="[^"]*" />',
         f'<dimension ref="{dimension}" />'.encode(),
-        xml[:start] + rows + xml[end:],
+        xml[:start],
         count=1,
     )
+    for number, rows in enumerate(_sheet_rows(frame, sheet, texts)):
+        if number == 0 and not rows.startswith(xml[start:end]):
+            msg = f"the fast writer of sheet {sheet.title} disagrees with openpyxl on row 2"
+            raise AssertionError(msg)
+        yield rows
+    yield xml[end:]
+
+
+def _rezip(
+    data: bytes,
+    replace: Mapping[str, Callable[[bytes], Iterable[bytes]]],
+    target: BinaryIO,
+) -> None:
+    """Write the workbook ``data`` into ``target`` with fixed timestamps, entries in order.
+
+    ``replace`` maps entry names to functions that rewrite their content, part by part.
+    """
+    with (
+        zipfile.ZipFile(io.BytesIO(data)) as source,
+        zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as book,
+    ):
+        for info in source.infolist():
+            content = source.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                content = _CORE_TIMES.sub(rb"\g<1>2000-01-01T00:00:00Z\g<3>", content)
+            entry = zipfile.ZipInfo(info.filename, date_time=FIXED_TIME.timetuple()[:6])
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.create_system = 3
+            entry.external_attr = 0o644 << 16
+            if info.filename not in replace:
+                book.writestr(entry, content)
+                continue
+            with book.open(entry, "w") as stream:  # the same bytes as writestr
+                for part in replace[info.filename](content):
+                    stream.write(part)
 
 
 def _reproducible_zip(data: bytes, replace: Mapping[str, Callable[[bytes], bytes]]) -> bytes:
@@ -479,47 +650,46 @@ def _reproducible_zip(data: bytes, replace: Mapping[str, Callable[[bytes], bytes
     ``replace`` maps entry names to functions that rewrite their content.
     """
     out = io.BytesIO()
-    with (
-        zipfile.ZipFile(io.BytesIO(data)) as source,
-        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target,
-    ):
-        for info in source.infolist():
-            content = source.read(info.filename)
-            if info.filename == "docProps/core.xml":
-                content = _CORE_TIMES.sub(rb"\g<1>2000-01-01T00:00:00Z\g<3>", content)
-            if info.filename in replace:
-                content = replace[info.filename](content)
-            entry = zipfile.ZipInfo(info.filename, date_time=FIXED_TIME.timetuple()[:6])
-            entry.compress_type = zipfile.ZIP_DEFLATED
-            entry.create_system = 3
-            entry.external_attr = 0o644 << 16
-            target.writestr(entry, content)
+    _rezip(data, {name: _whole(rewrite) for name, rewrite in replace.items()}, out)
     return out.getvalue()
 
 
-def _xlsx_bytes(tables: Mapping[str, Table]) -> bytes:
-    """Return the workbook: one sheet per table of :data:`XLSX_SHEETS`.
+def _whole(rewrite: Callable[[bytes], bytes]) -> Callable[[bytes], Iterable[bytes]]:
+    return lambda content: [rewrite(content)]
+
+
+def _write_xlsx(tables: Mapping[str, Table], target: BinaryIO) -> None:
+    """Write the workbook into ``target``: one sheet per table of :data:`XLSX_SHEETS`.
 
     pandas and openpyxl write each sheet's header and first row (and so its styles); the
     remaining rows of a sheet of plain values (:func:`_plain`) are written straight as
-    XML, in openpyxl's exact form, and spliced in: openpyxl takes about 60 µs a cell.
+    XML, in openpyxl's exact form, and spliced in, part by part, as the workbook is
+    compressed: openpyxl takes about 60 µs a cell.
     """
     buffer = io.BytesIO()
-    replace: dict[str, Callable[[bytes], bytes]] = {}
+    replace: dict[str, Callable[[bytes], Iterable[bytes]]] = {}
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
         for number, name in enumerate(XLSX_SHEETS, start=1):
             frame = pd.DataFrame(tables[name]).drop(columns="geometry", errors="ignore")
-            fast = len(frame) > 1 and len(frame.columns) > 0 and _plain(frame)
+            texts = _column_texts(frame)
+            fast = len(frame) > 1 and len(frame.columns) > 0 and texts is not None
             (frame.head(1) if fast else frame).to_excel(writer, sheet_name=name, index=False)
             sheet = writer.sheets[name]
-            _format_sheet(sheet, frame)
+            _format_sheet(sheet, frame, texts or ())
             if fast:
                 replace[f"xl/worksheets/sheet{number}.xml"] = functools.partial(
-                    _splice, frame=frame, sheet=sheet
+                    _splice, frame=frame, sheet=sheet, texts=texts or ()
                 )
         writer.book.properties.creator = "geoplan"
         writer.book.properties.created = FIXED_TIME
-    return _reproducible_zip(buffer.getvalue(), replace)
+    _rezip(buffer.getvalue(), replace, target)
+
+
+def _xlsx_bytes(tables: Mapping[str, Table]) -> bytes:
+    """Return the workbook :func:`_write_xlsx` writes."""
+    out = io.BytesIO()
+    _write_xlsx(tables, out)
+    return out.getvalue()
 
 
 def _stage(tables: Mapping[str, Table], staging: Path, formats: Sequence[str]) -> list[str]:
