@@ -429,14 +429,22 @@ def _snap_ends(lines: GeomArray, tolerance_m: float) -> GeomArray:
     """Join line ends that fall short of another line by at most the tolerance.
 
     Ends of different lines closer than the tolerance meet at one of them; an end that
-    still falls short of another line is extended onto the nearest point of that line.
+    still falls short of another line, and meets no other line's end, is extended onto
+    the nearest point of that line.
     """
     lines = _merge_close_ends(lines, tolerance_m)
     lines = lines[shapely.length(lines) > _GRID_M]
     n = len(lines)
     ends = np.concatenate([shapely.get_point(lines, 0), shapely.get_point(lines, -1)])
     owner = np.tile(np.arange(n), 2)
-    ei, li = shapely.STRtree(lines).query(ends, predicate="dwithin", distance=tolerance_m)
+    # An end shared with another line's end is a junction, not a gap: only loose ends
+    # look for a line to reach.
+    _, spot, count = np.unique(
+        shapely.get_coordinates(ends), axis=0, return_inverse=True, return_counts=True
+    )
+    loose = np.flatnonzero(count[spot.ravel()] == 1)
+    ei, li = shapely.STRtree(lines).query(ends[loose], predicate="dwithin", distance=tolerance_m)
+    ei = loose[ei]
     mine = li != owner[ei]
     ei, li = ei[mine], li[mine]
     dist = shapely.distance(ends[ei], lines[li])
