@@ -22,9 +22,11 @@ corridors. Columns that look personal are left out and phone and ID numbers mask
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import logging
 import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -36,6 +38,18 @@ import pyogrio
 import pyproj
 import shapely
 
+from ._checks import (
+    FeatureIds,
+    check_far,
+    check_location,
+    check_references,
+    check_values,
+    fix_geometry,
+    is_text,
+    outline_bounds,
+    src,
+    start_lonlat,
+)
 from .errors import CRSError, LayerError, Problem
 from .privacy import redact_frames
 from .settings import Settings
@@ -49,14 +63,9 @@ FEEDER_KINDS = ("overhead", "cable")
 SHAPEFILE_NAME_LENGTH = 10
 READABLE_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".fgb", ".gml", ".kml", ".sqlite")
 SHAPEFILE_PARTS = (".shx", ".dbf")
-#: A feature (or layer) this far from the rest of the layer set is misplaced.
-FAR_KM = 1000.0
-#: How far outside its CRS's area of use a feature may lie, in degrees.
-AREA_OF_USE_MARGIN_DEG = 2.0
-#: Latitudes and longitudes of China, to recognise lat/lon written as lon/lat.
-CHINA_LAT = (3.0, 54.0)
-CHINA_LON = (73.0, 136.0)
-SWAPPED = "coordinates look like lat/lon swapped (x holds latitudes, y longitudes); swap the axes"
+#: Layers read at once (GDAL, Arrow and GEOS let go of Python's lock while they work).
+_READERS = 2
+_HAS_ARROW = importlib.util.find_spec("pyarrow") is not None
 
 
 @dataclass(frozen=True)
@@ -270,11 +279,6 @@ def find_layer_files(path: str | Path) -> tuple[dict[str, tuple[Path, str | None
 _NOT_RECOGNIZED = "not recognized as being in a supported file format"
 
 
-def _src(file: Path | str | None) -> str | None:
-    """Return how a problem names a file (None for layers held in memory)."""
-    return None if file is None else str(file)
-
-
 def _short(exc: Exception, file: Path | None = None) -> str:
     """Return the first line of an error, without GDAL's repetition of the file name."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -283,15 +287,6 @@ def _short(exc: Exception, file: Path | None = None) -> str:
     if file is not None:
         text = text.replace(f"'{file}' ", "").replace(f"{file}: ", "").replace(str(file), "it")
     return text[:200]
-
-
-def _feature_ids(frame: pd.DataFrame, spec: LayerSpec) -> list[str]:
-    if spec.id_column in frame.columns:
-        return [
-            f"row {i + 1}" if pd.isna(v) or str(v).strip() == "" else _as_id(v)
-            for i, v in enumerate(frame[spec.id_column])
-        ]
-    return [f"row {i + 1}" for i in range(len(frame))]
 
 
 def _shapefile_parts(spec: LayerSpec, file: Path) -> list[Problem]:
@@ -308,12 +303,12 @@ def _shapefile_parts(spec: LayerSpec, file: Path) -> list[Problem]:
         f"the Shapefile's {' and '.join(missing)} is missing beside it; copy every part "
         f"of the Shapefile (.shp, .shx, .dbf, .prj) or export the layer as GeoPackage"
     )
-    return [Problem(msg, file=_src(file), layer=spec.name)]
+    return [Problem(msg, file=src(file), layer=spec.name)]
 
 
 def _no_features(spec: LayerSpec, file: Path | None) -> list[Problem]:
     """Report a layer given without features when the contract needs some."""
-    where = {"file": _src(file), "layer": spec.name}
+    where = {"file": src(file), "layer": spec.name}
     if spec.mandatory:
         msg = f"has no features; add the {spec.name} (at least one {spec.geometry})"
         return [Problem(msg, **where)]
@@ -329,15 +324,13 @@ def _no_features(spec: LayerSpec, file: Path | None) -> list[Problem]:
 def _read_one(
     spec: LayerSpec, file: Path, inner: str | None
 ) -> tuple[gpd.GeoDataFrame | None, list[Problem]]:
-    where = {"file": _src(file), "layer": spec.name}
+    where = {"file": src(file), "layer": spec.name}
     if file.suffix.lower() == ".shp" and inner is None:
         problems = _shapefile_parts(spec, file)
         if problems:
             return None, problems
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            frame = pyogrio.read_dataframe(file, layer=inner)
+        frame = _read_frame(file, inner)
     except UnicodeDecodeError:
         return None, [Problem("is not UTF-8 text; save it as UTF-8", **where)]
     except Exception as exc:
@@ -358,6 +351,38 @@ def _read_one(
             )
         ]
     return frame, []
+
+
+def _read_frame(file: Path, inner: str | None) -> pd.DataFrame:
+    """Read one layer as pyogrio reads it, through Arrow when that gives the same frame.
+
+    Arrow reads a large layer several times faster, but hands some columns over
+    differently (dates as date objects, true/false with gaps as objects rather than
+    numbers) and fails differently on a broken file: such a layer is read again the
+    plain way, so that what is read, and what a failure says, never depends on Arrow.
+    """
+    if _HAS_ARROW:
+        try:
+            frame = pyogrio.read_dataframe(file, layer=inner, use_arrow=True)
+        except Exception:  # read again below, to fail as the plain reader does
+            frame = None
+        if isinstance(frame, gpd.GeoDataFrame) and _as_plainly_read(frame):
+            return frame
+    return pyogrio.read_dataframe(file, layer=inner)
+
+
+def _as_plainly_read(frame: gpd.GeoDataFrame) -> bool:
+    """Whether every column read through Arrow is as the plain reader gives it: numbers or text."""
+    for position, dtype in enumerate(frame.dtypes):
+        if frame.columns[position] == frame.geometry.name:
+            continue
+        if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+            continue
+        values = frame.iloc[:, position]
+        # a column of gaps only may be true/false, which the plain reader gives as numbers
+        if not is_text(values) or not values.notna().any():
+            return False
+    return True
 
 
 def _restore_shapefile_names(frame: gpd.GeoDataFrame, spec: LayerSpec) -> gpd.GeoDataFrame:
@@ -388,360 +413,33 @@ def _check_columns(frame: gpd.GeoDataFrame, spec: LayerSpec, file: Path | None) 
             problems.append(
                 Problem(
                     f"required column {column!r} is missing{hint}",
-                    file=_src(file),
+                    file=src(file),
                     layer=spec.name,
                 )
             )
     return problems
 
 
-def _fix_geometry(
-    frame: gpd.GeoDataFrame, spec: LayerSpec, file: Path | None, ids: list[str]
-) -> tuple[gpd.GeoDataFrame, list[Problem], list[str], np.ndarray]:
-    """Check each geometry; drop Z values and unwrap one-part multi-geometries.
-
-    Returns the frame, the problems, the repairs made and which features are sound.
-    """
-    problems: list[Problem] = []
-    notes: list[str] = []
-    sound = np.zeros(len(frame), dtype=bool)
-    geoms = np.asarray(frame.geometry.array, dtype=object).copy()
-    multi = f"Multi{spec.geometry}"
-    for i, raw in enumerate(geoms):
-        geom = raw
-        where = {"file": _src(file), "layer": spec.name, "feature_id": ids[i]}
-        if geom is None or geom.is_empty:
-            problems.append(Problem("geometry is empty; draw it or delete the feature", **where))
-            continue
-        if shapely.has_z(geom):
-            geom = shapely.force_2d(geom)
-            notes.append(str(Problem("dropped Z values", _src(file), spec.name, ids[i])))
-        if geom.geom_type == multi and len(geom.geoms) == 1:
-            geom = geom.geoms[0]
-            repair = f"one-part {multi} read as {spec.geometry}"
-            notes.append(str(Problem(repair, _src(file), spec.name, ids[i])))
-        if geom.geom_type != spec.geometry:
-            problems.append(
-                Problem(
-                    f"geometry is {geom.geom_type}; a {spec.geometry} is expected "
-                    "(split multi-part features into one feature per part)",
-                    **where,
-                )
-            )
-            continue
-        coords = shapely.get_coordinates(geom)
-        if not np.isfinite(coords).all():
-            problems.append(Problem("geometry has NaN or infinite coordinates", **where))
-            continue
-        if not geom.is_valid:
-            reason = shapely.is_valid_reason(geom)
-            problems.append(
-                Problem(
-                    f"geometry is invalid ({reason}); repair it (e.g. QGIS Fix geometries)", **where
-                )
-            )
-            continue
-        geoms[i] = geom
-        sound[i] = True
-    frame = frame.set_geometry(gpd.GeoSeries(geoms, index=frame.index, crs=frame.crs))
-    return frame, problems, notes, sound
-
-
-def _check_values(
-    frame: gpd.GeoDataFrame, spec: LayerSpec, file: Path | None, ids: list[str]
-) -> tuple[gpd.GeoDataFrame, list[Problem]]:
-    problems: list[Problem] = []
-    frame = frame.copy()
-
-    def at(i: int) -> dict[str, str | None]:
-        return {"file": _src(file), "layer": spec.name, "feature_id": ids[i]}
-
-    id_values = frame[spec.id_column]
-    for i, value in enumerate(id_values):
-        if pd.isna(value) or str(value).strip() == "":
-            problems.append(
-                Problem(f"{spec.id_column} is empty; give every feature an id", **at(i))
-            )
-    frame[spec.id_column] = [None if pd.isna(v) else _as_id(v) for v in id_values]
-    duplicated = frame[spec.id_column].duplicated(keep="first") & frame[spec.id_column].notna()
-    for i in np.flatnonzero(duplicated.to_numpy()).tolist():
-        problems.append(Problem(f"{spec.id_column} is used twice; ids must be unique", **at(i)))
-
-    for column in dict.fromkeys(spec.counts + spec.amounts + spec.positive):
-        if column not in frame.columns:
-            continue
-        numeric = pd.to_numeric(frame[column], errors="coerce")
-        if pd.api.types.is_bool_dtype(frame[column]):
-            numeric = pd.Series(np.nan, index=frame.index)  # true/false is not a number
-        numeric = numeric.where(np.isfinite(numeric.astype("float64")))
-        top = spec.maxima.get(column, np.inf)
-        for i, (raw, num) in enumerate(zip(frame[column], numeric, strict=True)):
-            if pd.isna(raw):
-                if column in spec.required or column in spec.positive:
-                    problems.append(Problem(f"{column} is empty; give a number", **at(i)))
-            elif pd.isna(num) or isinstance(raw, bool | np.bool_):
-                problems.append(Problem(f"{column} = {raw!r} is not a number", **at(i)))
-            elif num < 0 and column in spec.counts:
-                problems.append(Problem(f"{column} = {raw} must not be negative", **at(i)))
-            elif column in spec.positive and num <= 0:
-                problems.append(Problem(f"{column} = {raw} must be greater than zero", **at(i)))
-            elif num < 0:
-                problems.append(Problem(f"{column} = {raw} must not be negative", **at(i)))
-            elif column in spec.counts and not float(num).is_integer():
-                problems.append(Problem(f"{column} = {raw} must be a whole number", **at(i)))
-            elif num > top:
-                problems.append(
-                    Problem(
-                        f"{column} = {raw} is implausibly large (at most {top:,.0f}); "
-                        "correct the value",
-                        **at(i),
-                    )
-                )
-        # values reported above (negative, fractional or absurd counts...) become NA
-        numeric = numeric.where(numeric <= top)
-        if column in spec.positive:
-            numeric = numeric.where(numeric > 0)
-        if column in spec.counts:
-            numeric = numeric.where((numeric >= 0) & (numeric % 1 == 0))
-        frame[column] = numeric.astype("Int64" if column in spec.counts else "float64")
-
-    for column, allowed in spec.choices.items():
-        if column not in frame.columns:
-            continue
-        for i, value in enumerate(frame[column]):
-            if pd.notna(value) and value not in allowed:
-                problems.append(
-                    Problem(f"{column} = {value!r} must be one of {', '.join(allowed)}", **at(i))
-                )
-    return frame, problems
-
-
-def _lonlat(frame: gpd.GeoDataFrame) -> np.ndarray:
-    """Return one lon/lat point per feature (inf or NaN where it cannot be placed)."""
-    points = shapely.point_on_surface(np.asarray(frame.geometry.array))
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        moved = gpd.GeoSeries(points, crs=frame.crs).to_crs(4326)
-    xy = np.full((len(frame), 2), np.nan)
-    placed = ~(moved.is_empty | moved.isna()).to_numpy()
-    xy[placed] = shapely.get_coordinates(moved.to_numpy()[placed])
-    return xy
-
-
-def _layer_or_features(
-    bad: np.ndarray,
-    layer_message: str,
-    feature_message: str | Callable[[int], str],
-    where: dict[str, str | None],
-    ids: list[str],
-) -> list[Problem]:
-    """One problem for the layer when every feature is bad, else one per bad feature."""
-    if not bad.any():
-        return []
-    if bad.all():
-        return [Problem(layer_message, **where)]
-    say = feature_message if callable(feature_message) else (lambda _i: feature_message)
-    return [Problem(say(i), feature_id=ids[i], **where) for i in np.flatnonzero(bad).tolist()]
-
-
-def _check_location(
-    frame: gpd.GeoDataFrame, spec: LayerSpec, file: Path | None, ids: list[str], sound: np.ndarray
-) -> list[Problem]:
-    """Check that coordinates fit the declared CRS: not swapped, inside its area of use."""
-    crs = pyproj.CRS.from_user_input(frame.crs)
-    where = {"file": _src(file), "layer": spec.name}
-    idx = np.flatnonzero(sound)
-    if not len(idx):
-        return []
-    ids = [ids[i] for i in idx]
-    frame = frame.iloc[idx]
-    bounds = shapely.bounds(np.asarray(frame.geometry.array))
-    minx, miny, maxx, maxy = bounds.T
-    name = crs.to_string()
-    if crs.is_geographic:
-        if (
-            np.all(np.abs(bounds[:, [0, 2]]) <= 90)
-            and np.all(np.abs(bounds[:, [1, 3]]) <= 180)
-            and (
-                np.any(np.abs(bounds[:, [1, 3]]) > 90)
-                or (
-                    np.all((minx >= CHINA_LAT[0]) & (maxx <= CHINA_LAT[1]))
-                    and np.all((miny >= CHINA_LON[0]) & (maxy <= CHINA_LON[1]))
-                )
-            )
-        ):
-            return [Problem(SWAPPED, **where)]
-        outside = (minx < -180) | (maxx > 180) | (miny < -90) | (maxy > 90)
-        problems = _layer_or_features(
-            outside,
-            f"coordinates are not longitudes and latitudes (x up to "
-            f"{np.abs(bounds[:, [0, 2]]).max():,.0f}) though the layer's CRS is {name}; "
-            "declare the CRS the coordinates are in (e.g. EPSG:4545 or a UTM zone)",
-            lambda i: (
-                SWAPPED
-                if abs(bounds[i, 1]) > 90 and abs(bounds[i, 0]) <= 90
-                else "coordinates are outside the range of longitude and latitude; correct them"
-            ),
-            where,
-            ids,
-        )
-        if problems:
-            return problems
-    elif np.all(np.abs(bounds[:, [0, 2]]) <= 180) and np.all(np.abs(bounds[:, [1, 3]]) <= 90):
-        return [
-            Problem(
-                f"coordinates look like longitudes and latitudes in degrees, but the layer's "
-                f"CRS {name} is in metres; declare EPSG:4326 (or the CRS they are in)",
-                **where,
-            )
-        ]
-    area = crs.area_of_use
-    if area is None:
-        return []
-    lon, lat = _lonlat(frame).T
-    margin = AREA_OF_USE_MARGIN_DEG
-    with np.errstate(invalid="ignore"):
-        inside = (
-            (lon >= area.west - margin)
-            & (lon <= area.east + margin)
-            & (lat >= area.south - margin)
-            & (lat <= area.north + margin)
-        )
-    span = f"{area.west:g}..{area.east:g} E, {area.south:g}..{area.north:g} N"
-    return _layer_or_features(
-        ~inside,
-        f"coordinates lie outside the area where the layer's CRS {name} is used ({span}); "
-        "declare the CRS the coordinates are in",
-        f"coordinates lie outside the area where the layer's CRS {name} is used ({span}); "
-        "correct them",
-        where,
-        ids,
-    )
-
-
-def _check_far(
-    frames: Mapping[str, gpd.GeoDataFrame],
-    files: Mapping[str, Path],
-    sound: Mapping[str, np.ndarray],
-) -> list[Problem]:
-    """Report features (or whole layers) thousands of kilometres from the rest."""
-    points: dict[str, np.ndarray] = {}
-    for name, frame in frames.items():
-        keep = sound[name]
-        if keep.any():
-            xy = np.full((len(frame), 2), np.nan)
-            xy[keep] = _lonlat(frame.iloc[np.flatnonzero(keep)])
-            points[name] = xy
-    centres = np.array([np.nanmedian(xy, axis=0) for xy in points.values()])
-    if not len(centres) or np.isnan(centres).all():
-        return []
-    lon0, lat0 = np.nanmedian(centres, axis=0)
-    geod = pyproj.Geod(ellps="WGS84")
-    problems: list[Problem] = []
-    for name, xy in points.items():
-        with np.errstate(invalid="ignore"):
-            _, _, distance_m = geod.inv(
-                np.full(len(xy), lon0), np.full(len(xy), lat0), xy[:, 0], xy[:, 1]
-            )
-        distance_km = np.asarray(distance_m) / 1000.0
-        placed = sound[name] & np.isfinite(distance_km)
-        far = placed & (distance_km > FAR_KM)
-        if not far.any():
-            continue
-        spec = SPEC_BY_NAME[name]
-        where = {"file": _src(files.get(name)), "layer": name}
-        around = f"around {lon0:.3f} E, {lat0:.3f} N"
-        if far[placed].all():
-            km = float(np.median(distance_km[placed]))
-            msg = (
-                f"the layer lies {km:,.0f} km from the other layers ({around}); check its "
-                "coordinates and its CRS"
-            )
-            problems.append(Problem(msg, **where))
-            continue
-        ids = _feature_ids(frames[name], spec)
-        for i in np.flatnonzero(far):
-            msg = (
-                f"lies {distance_km[i]:,.0f} km from the rest of the layers ({around}); "
-                "correct its coordinates"
-            )
-            problems.append(Problem(msg, feature_id=ids[i], **where))
-    return problems
-
-
-def _as_id(value: object) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
-def _check_references(
-    frames: Mapping[str, gpd.GeoDataFrame],
-    files: Mapping[str, Path],
-    *,
-    given: Collection[str],
-) -> list[Problem]:
-    problems: list[Problem] = []
-    for spec in SPECS:
-        frame = frames.get(spec.name)
-        if frame is None:
-            continue
-        ids = _feature_ids(frame, spec)
-        for column, target in spec.references.items():
-            if column not in frame.columns:
-                continue
-            target_spec = SPEC_BY_NAME[target]
-            if target not in frames and (target in given or target_spec.mandatory):
-                continue  # the target layer is missing or unreadable, reported already
-            known = (
-                set(frames[target][target_spec.id_column].dropna()) if target in frames else set()
-            )
-            for i, value in enumerate(frame[column]):
-                if pd.isna(value) or str(value) == "":
-                    if column in spec.required:
-                        problems.append(
-                            Problem(
-                                f"{column} is empty",
-                                file=_src(files.get(spec.name)),
-                                layer=spec.name,
-                                feature_id=ids[i],
-                            )
-                        )
-                    continue
-                if _as_id(value) not in known:
-                    problems.append(
-                        Problem(
-                            f"{column} = {value!r} names no feature of layer {target}; "
-                            f"fix the id or add that {target_spec.id_column}",
-                            file=_src(files.get(spec.name)),
-                            layer=spec.name,
-                            feature_id=ids[i],
-                        )
-                    )
-            frame[column] = [None if pd.isna(v) else _as_id(v) for v in frame[column]]
-    blocks = frames.get("storage_blocks")
-    if blocks is not None and {"units", "applicants"} <= set(blocks.columns):
-        over = (blocks["applicants"] > blocks["units"]).fillna(False)
-        for block_id, units, applicants in blocks.loc[
-            over, ["block_id", "units", "applicants"]
-        ].itertuples(index=False):
-            problems.append(
-                Problem(
-                    f"applicants = {applicants} exceeds units = {units}; "
-                    "a storage room has one applicant at most",
-                    file=_src(files.get("storage_blocks")),
-                    layer="storage_blocks",
-                    feature_id=str(block_id),
-                )
-            )
-    return problems
+def _lonlat_bounds(frame: gpd.GeoDataFrame, outline: np.ndarray | None) -> np.ndarray:
+    """Return the layer's bounds in lon/lat, from ``outline_bounds`` where it gave them."""
+    return frame.to_crs(4326).total_bounds if outline is None else outline
 
 
 def working_crs(frames: Mapping[str, gpd.GeoDataFrame], settings: Settings) -> pyproj.CRS:
     """Return the projected metric CRS to work in: the settings' or the local UTM zone."""
     if settings.crs is not None:
         return pyproj.CRS.from_user_input(settings.crs)
-    bounds = [f.to_crs(4326).total_bounds for f in frames.values() if len(f)]
+    return _utm_zone(
+        [
+            _lonlat_bounds(f, outline_bounds(np.asarray(f.geometry.array), f.crs))
+            for f in frames.values()
+            if len(f)
+        ]
+    )
+
+
+def _utm_zone(bounds: list[np.ndarray]) -> pyproj.CRS:
+    """Return the UTM zone of the middle of the layers' lon/lat bounds."""
     if not bounds:
         raise CRSError("the layers hold no features to place a working CRS; set [plan] crs")
     stacked = np.vstack(bounds)
@@ -780,17 +478,23 @@ def read_layers(path: str | Path, *, settings: Settings | None = None) -> Layers
     """
     settings = settings or Settings()
     found, problems = find_layer_files(path)
+    wanted = [spec for spec in SPECS if spec.name in found]
+    # corridors first: the largest layer of a city, read while the others are
+    biggest_first = sorted(wanted, key=lambda spec: spec.name != "corridors")
+    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=_READERS) as pool:
+        warnings.simplefilter("ignore")  # GDAL's warnings; what matters is a problem below
+        reading = {
+            spec.name: pool.submit(_read_one, spec, *found[spec.name]) for spec in biggest_first
+        }
+        read = {name: future.result() for name, future in reading.items()}
     raw: dict[str, gpd.GeoDataFrame] = {}
     files: dict[str, Path] = {}
-    for spec in SPECS:
-        if spec.name not in found:
-            continue
-        file, inner = found[spec.name]
-        frame, read_problems = _read_one(spec, file, inner)
+    for spec in wanted:
+        frame, read_problems = read[spec.name]
         problems += read_problems
         if frame is not None:
             raw[spec.name] = frame
-            files[spec.name] = file
+            files[spec.name] = found[spec.name][0]
     return _validate(raw, files, settings=settings, problems=problems, given=set(found))
 
 
@@ -840,18 +544,33 @@ def validate_layers(
     return _validate(raw, {}, settings=settings, problems=problems, given=set(frames))
 
 
-def _validate(
+@dataclass
+class _Checked:
+    """The layers checked one by one, and what the checks of the layer set need of them."""
+
+    frames: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    ids: dict[str, FeatureIds] = field(default_factory=dict)
+    #: Which features have a sound geometry, in a place that fits the layer's CRS.
+    sound: dict[str, np.ndarray] = field(default_factory=dict)
+    #: What waits for a lon/lat point on each sound feature.
+    lonlat: dict[str, Callable[[], np.ndarray]] = field(default_factory=dict)
+    #: The lon/lat bounds of each layer with features (see ``outline_bounds``).
+    outlines: dict[str, Future[np.ndarray | None]] = field(default_factory=dict)
+
+
+def _check_layers(
+    helper: Executor,
     raw: Mapping[str, gpd.GeoDataFrame],
     files: Mapping[str, Path],
     *,
     settings: Settings,
-    problems: list[Problem],
-    given: Collection[str],
-) -> Layers:
-    """Check every layer read, then the layer set; return it in the working CRS."""
-    frames: dict[str, gpd.GeoDataFrame] = {}
-    sound: dict[str, np.ndarray] = {}
-    notes: list[str] = []
+) -> _Checked:
+    """Check each layer: columns, geometry, location, values; reproject on ``helper``."""
+    checked = _Checked()
+    found: dict[str, list[Problem]] = {}  # by layer: columns, or geometry, location, values
+    values_found: dict[str, list[Problem]] = {}
     surfaces = tuple(settings.catalogue.value("trench", "cost_cny_per_m"))
     for contract in SPECS:
         if contract.name not in raw:
@@ -861,35 +580,81 @@ def _validate(
             spec = replace(spec, choices={**spec.choices, "surface": surfaces})
         frame = raw[spec.name]
         file = files.get(spec.name)
-        column_problems = _check_columns(frame, spec, file)
-        problems += column_problems
-        if column_problems:
+        found[spec.name] = _check_columns(frame, spec, file)
+        if found[spec.name]:
             continue
-        ids = _feature_ids(frame, spec)
-        frame, geometry_problems, repairs, sound[spec.name] = _fix_geometry(frame, spec, file, ids)
-        location_problems = _check_location(frame, spec, file, ids, sound[spec.name])
-        frame, value_problems = _check_values(frame, spec, file, ids)
-        problems += geometry_problems + location_problems + value_problems
-        notes += repairs
-        frames[spec.name] = frame
-        if location_problems:
-            sound[spec.name] = np.zeros(len(frame), dtype=bool)
-    problems += _check_references(frames, files, given=given)
-    problems += _check_far(frames, files, sound)
-    if problems:
-        crs_only = all("coordinate reference system" in p.message for p in problems)
-        raise (CRSError if crs_only else LayerError)(problems)
-    if not settings.include_personal:
-        frames, redactions = redact_frames(
-            frames, id_columns={spec.name: spec.id_column for spec in SPECS}
-        )
-        for redaction in redactions:
-            file = files.get(redaction.layer)
-            where = (
-                f"layer {redaction.layer}" if file is None else f"{file}, layer {redaction.layer}"
+        ids = checked.ids[spec.name] = FeatureIds(frame, spec)
+        frame, found[spec.name], repairs, sound = fix_geometry(frame, spec, file, ids)
+        checked.sound[spec.name] = sound
+        checked.lonlat[spec.name] = start_lonlat(helper, frame, sound)
+        if settings.crs is None and len(frame):
+            checked.outlines[spec.name] = helper.submit(
+                outline_bounds, np.asarray(frame.geometry.array), frame.crs
             )
-            notes += redaction.lines(where)
-    crs = working_crs(frames, settings)
+        frame, values_found[spec.name] = check_values(frame, spec, file, ids)
+        checked.notes += repairs
+        checked.frames[spec.name] = frame
+    for name, frame in checked.frames.items():  # once the helper has had time to place them
+        location_problems = check_location(
+            frame,
+            SPEC_BY_NAME[name],
+            files.get(name),
+            checked.ids[name],
+            sound=checked.sound[name],
+            lonlat=checked.lonlat[name],
+        )
+        if location_problems:
+            checked.sound[name] = np.zeros(len(frame), dtype=bool)
+        found[name] += location_problems + values_found[name]
+    checked.problems = [problem for name in found for problem in found[name]]
+    return checked
+
+
+def _validate(
+    raw: Mapping[str, gpd.GeoDataFrame],
+    files: Mapping[str, Path],
+    *,
+    settings: Settings,
+    problems: list[Problem],
+    given: Collection[str],
+) -> Layers:
+    """Check every layer read, then the layer set; return it in the working CRS.
+
+    The reprojections to lon/lat (a point on every feature, the bounds of every layer)
+    run on a helper thread while the tables are checked: GEOS and PROJ let go of
+    Python's lock, so on two cores they cost little time.
+    """
+    with ThreadPoolExecutor(max_workers=1) as helper:
+        try:
+            checked = _check_layers(helper, raw, files, settings=settings)
+            frames, notes, ids = checked.frames, checked.notes, checked.ids
+            problems += checked.problems
+            problems += check_references(frames, files, specs=SPECS, given=given, ids=ids)
+            problems += check_far(frames, files, checked.sound, checked.lonlat, ids)
+            if problems:
+                crs_only = all("coordinate reference system" in p.message for p in problems)
+                raise (CRSError if crs_only else LayerError)(problems)
+            if not settings.include_personal:
+                frames, redactions = redact_frames(
+                    frames, id_columns={spec.name: spec.id_column for spec in SPECS}
+                )
+                for redaction in redactions:
+                    file = files.get(redaction.layer)
+                    layer = f"layer {redaction.layer}"
+                    notes += redaction.lines(layer if file is None else f"{file}, {layer}")
+            crs = (
+                pyproj.CRS.from_user_input(settings.crs)
+                if settings.crs is not None
+                else _utm_zone(
+                    [
+                        _lonlat_bounds(frame, checked.outlines[name].result())
+                        for name, frame in frames.items()
+                        if len(frame)
+                    ]
+                )
+            )
+        finally:
+            helper.shutdown(cancel_futures=True)
     out = {}
     for spec in SPECS:
         frame = frames.get(spec.name)
