@@ -27,15 +27,17 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyproj
 import shapely
 from pandas.api.types import infer_dtype
 
-__all__ = ["PRECISION", "write_geojson"]
+__all__ = ["LONLAT", "PRECISION", "write_geojson"]
 
 #: Decimals of the coordinates (GDAL's ``COORDINATE_PRECISION``, 7 by RFC 7946's default):
 #: the rounding below is GDAL's for exactly this many.
 PRECISION = 7
 
+LONLAT = pyproj.CRS.from_epsg(4326)
 #: GDAL checks the extent against these bounds; beyond them it refuses the feature.
 _LON_LAT_LIMITS = (180.0, 90.0)
 #: Veltkamp's constant 2**27 + 1, to split a double into two halves (Dekker's product).
@@ -91,7 +93,7 @@ def _float_texts(values: np.ndarray) -> np.ndarray:
     numbers = uniques.tolist()
     joined = "%.17g\n" * len(numbers) % tuple(numbers)
     texts = joined.split("\n")[:-1]
-    ends = np.cumsum([len(t) + 1 for t in texts])
+    ends = np.flatnonzero(np.frombuffer(joined.encode("ascii"), dtype=np.uint8) == ord("\n"))
     noisy = np.searchsorted(ends, [m.start() for m in _NOISE.finditer(joined)], side="right")
     for index in np.unique(noisy).tolist():
         texts[index] = _gdal_float(numbers[index])
@@ -158,13 +160,12 @@ def _coordinate_chars(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return chars, keep
 
 
-def _positions(geometries: np.ndarray) -> tuple[str, np.ndarray]:
+def _positions(xy: np.ndarray) -> tuple[str, np.ndarray]:
     """Return ``"[ x, y ], "`` for every vertex, all in one text, and where each starts.
 
     The second value has one more element than there are vertices: where each vertex's
     text starts, and then the end.
     """
-    xy = shapely.get_coordinates(geometries)
     x_chars, x_keep = _coordinate_chars(xy[:, 0])
     y_chars, y_keep = _coordinate_chars(xy[:, 1])
     count = len(xy)
@@ -181,31 +182,51 @@ def _positions(geometries: np.ndarray) -> tuple[str, np.ndarray]:
     return chars[keep].tobytes().decode("ascii"), starts
 
 
-def _geometry_texts(geometries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _lonlat(frame: gpd.GeoDataFrame) -> np.ndarray:
+    """Return the coordinates of all geometries in EPSG:4326, as ``shapely`` lists them.
+
+    Transformed as :meth:`geopandas.GeoDataFrame.to_crs` transforms them (the same PROJ
+    transformation, point by point), without building the geometries again.
+    """
+    xy = shapely.get_coordinates(np.asarray(frame.geometry.array, dtype=object))
+    if frame.crs is not None and frame.crs.equals(LONLAT):
+        return xy
+    transformer = pyproj.Transformer.from_crs(frame.crs, LONLAT, always_xy=True)
+    return np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
+
+
+def _geometry_texts(frame: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Return the ``"geometry"`` member of every feature, and which ones to leave to GDAL.
 
     Left to GDAL: anything but points and line strings (or no geometry), empty or 3D
     geometries, coordinates out of bounds, lines that might cross the date line, and lines
     shorter than the precision, which GDAL may turn into points.
     """
+    geometries = np.asarray(frame.geometry.array, dtype=object)
     kinds = shapely.get_type_id(geometries)  # -1 missing, 0 point, 1 line string
-    odd = ~np.isin(kinds, (-1, 0, 1))
-    odd[kinds >= 0] |= shapely.is_empty(geometries[kinds >= 0])
-    odd[kinds >= 0] |= shapely.has_z(geometries[kinds >= 0])
-    bounds = shapely.bounds(np.where(odd, None, geometries)).reshape(-1, 4)
-    lon, lat = _LON_LAT_LIMITS
+    counts = shapely.get_num_coordinates(geometries)
+    odd = ~np.isin(kinds, (-1, 0, 1)) | shapely.has_z(geometries)
+    odd |= (kinds >= 0) & (counts == 0)  # empty
+    xy = _lonlat(frame)
+    first = np.zeros(len(geometries) + 1, dtype=np.int64)
+    np.cumsum(counts, out=first[1:])
+    some = counts > 0
+    low = np.full((len(geometries), 2), np.nan)
+    high = np.full((len(geometries), 2), np.nan)
+    if some.any():
+        low[some] = np.minimum.reduceat(xy, first[:-1][some], axis=0)
+        high[some] = np.maximum.reduceat(xy, first[:-1][some], axis=0)
+    limits = np.array(_LON_LAT_LIMITS)
     with np.errstate(invalid="ignore"):
-        odd |= (kinds >= 0) & ~np.isfinite(bounds).all(axis=1)
-        odd |= (np.abs(bounds[:, [0, 2]]) > lon).any(axis=1)
-        odd |= (np.abs(bounds[:, [1, 3]]) > lat).any(axis=1)
-        extent = np.maximum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1])
-        odd |= (kinds == 1) & ((bounds[:, 2] - bounds[:, 0] >= lon) | (extent < _COLLAPSE))
+        odd |= some & ~np.isfinite(np.hstack([low, high])).all(axis=1)
+        odd |= ((np.abs(low) > limits) | (np.abs(high) > limits)).any(axis=1)
+        extent = high - low
+        odd |= (kinds == 1) & ((extent[:, 0] >= limits[0]) | (extent.max(axis=1) < _COLLAPSE))
     shown = ~odd & (kinds >= 0)
-    shapes = geometries[shown]
-    text, starts = _positions(shapes)
-    vertices = np.zeros(len(shapes) + 1, dtype=np.int64)
-    np.cumsum(shapely.get_num_coordinates(shapes), out=vertices[1:])
-    begin, end = starts[vertices[:-1]].tolist(), (starts[vertices[1:]] - 2).tolist()
+    vertex = np.repeat(shown, counts)
+    text, starts = _positions(xy[vertex])
+    ends = np.cumsum(counts[shown])
+    begin, end = starts[ends - counts[shown]].tolist(), (starts[ends] - 2).tolist()
     out = np.full(len(geometries), "null", dtype=object)
     out[shown] = [
         f'{{ "type": "Point", "coordinates": {text[b:e]} }}'
@@ -257,7 +278,7 @@ def _feature_pieces(frame: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray] | 
     GDAL writes it, ending with ``",\n"``. None when a column has a type GDAL writes
     otherwise.
     """
-    geometry, odd = _geometry_texts(np.asarray(frame.geometry.array, dtype=object))
+    geometry, odd = _geometry_texts(frame)
     pieces: list[str | np.ndarray] = ['{ "type": "Feature", "properties": { ']
     columns = [c for c in frame.columns if c != frame.geometry.name]
     for number, column in enumerate(columns):
@@ -291,20 +312,20 @@ def write_geojson(
     Parameters
     ----------
     frame
-        The layer, in EPSG:4326; text, integer, boolean and float columns.
+        The layer, in any CRS; text, integer, boolean and float columns.
     path
         The file to write (not synced).
     gdal
-        Writes a frame with GDAL (pyogrio) into a file, with the layer's name and options,
-        ``RFC7946=YES`` and ``COORDINATE_PRECISION`` :data:`PRECISION`.
+        Writes a frame (in EPSG:4326) with GDAL (pyogrio) into a file, with the layer's
+        name and options, ``RFC7946=YES`` and ``COORDINATE_PRECISION`` :data:`PRECISION`.
     """
     found = _feature_pieces(frame)
     if found is None or found[1].all():
-        gdal(frame, path)
+        gdal(frame.to_crs(LONLAT), path)
         return
     pieces, odd = found
     rows = np.flatnonzero(odd)
-    gdal(frame.iloc[rows], path)
+    gdal(frame.iloc[rows].to_crs(LONLAT), path)
     written = path.read_bytes()
     start = written.index(_FEATURES) + len(_FEATURES)
     if not written.endswith(_END):
@@ -316,7 +337,7 @@ def write_geojson(
     try:
         features = "".join(pieces.ravel().tolist())[: -len(",\n")].encode("utf-8")
     except UnicodeEncodeError:  # GDAL says what is wrong
-        gdal(frame, path)
+        gdal(frame.to_crs(LONLAT), path)
         return
     with path.open("wb") as handle:
         handle.write(written[:start])
