@@ -16,29 +16,29 @@ carry a fixed timestamp, 2000-01-01).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import ctypes
 import functools
-import io
 import logging
+import multiprocessing
+import multiprocessing.process
 import os
-import re
 import shutil
+import signal
+import sys
 import tempfile
-import zipfile
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, BinaryIO, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 import pyogrio
 import pyogrio.errors
-from openpyxl.utils import get_column_letter
 from pandas.api.types import infer_dtype
 
+from . import _xlsx
 from ._geojson import PRECISION, write_geojson
 from .costs import bill_of_quantities
 from .errors import LayerError, OutputError, Problem
@@ -46,8 +46,6 @@ from .privacy import redact_plan
 from .schema import OUTPUT_LAYERS, SUMMARY_COLUMNS
 
 if TYPE_CHECKING:
-    from openpyxl.worksheet.worksheet import Worksheet
-
     from .plan import Plan
 
 logger = logging.getLogger(__name__)
@@ -99,10 +97,16 @@ GEOMETRY_TYPES = MappingProxyType(
     }
 )
 
-# The workbook's and the GeoPackage's timestamp, fixed so that exports are reproducible.
-FIXED_TIME = datetime(2000, 1, 1)
+# The workbook's timestamp, and pieces of its writer the tests reach through this module.
+FIXED_TIME = _xlsx.FIXED_TIME
+_format_sheet = _xlsx._format_sheet
+_plain = _xlsx._plain
+_reproducible_zip = _xlsx._reproducible_zip
+# The GeoPackage's timestamp, fixed (as the workbook's, FIXED_TIME) for reproducible exports.
 _GDAL_DATE = "2000-01-01T00:00:00.000Z"
-_CORE_TIMES = re.compile(rb"(<dcterms:(created|modified)\b[^>]*>)[^<]*(</dcterms:\2>)")
+#: Plans with at least this many features are written in parallel (:func:`_stage`).
+_PARALLEL_FEATURES = 20_000
+_PR_SET_PDEATHSIG = 1  # prctl(2)
 _STAGING_PREFIX = ".geoplan-export-"
 _STAGING_SUFFIX = ".tmp"
 
@@ -112,6 +116,15 @@ Table: TypeAlias = gpd.GeoDataFrame | pd.DataFrame
 # --- the tables of a plan ----------------------------------------------------------------
 
 
+def _as(values: pd.Series, dtype: str) -> pd.Series:
+    """Return a column as the dtype of the table spec (``str``: text, missing as ``""``)."""
+    if dtype != "str":
+        return values.astype(dtype, copy=False)
+    if values.dtype == object and infer_dtype(values, skipna=False) in ("string", "empty"):
+        return values  # text already: checked in C, not converted value by value
+    return values.fillna("").astype(str)
+
+
 def _typed(frame: pd.DataFrame, name: str) -> Table:
     """Return ``frame`` with exactly the table's columns, in order, with their dtypes."""
     spec = TABLES[name]
@@ -119,10 +132,10 @@ def _typed(frame: pd.DataFrame, name: str) -> Table:
     if missing:
         msg = f"table {name} lacks the columns {', '.join(missing)}"
         raise ValueError(msg)
-    out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
-    for column, dtype, _ in spec:
-        values = frame[column].reset_index(drop=True)
-        out[column] = values.fillna("").astype(str) if dtype == "str" else values.astype(dtype)
+    out = pd.DataFrame(
+        {column: _as(frame[column].reset_index(drop=True), dtype) for column, dtype, _ in spec},
+        index=pd.RangeIndex(len(frame)),
+    )
     if name in OUTPUT_LAYERS:
         geometry = gpd.GeoSeries(frame.geometry, crs=frame.crs).reset_index(drop=True)
         return gpd.GeoDataFrame(out, geometry=geometry.rename("geometry"), crs=frame.crs)
@@ -310,12 +323,11 @@ def _write_geojson(frame: gpd.GeoDataFrame, path: Path, name: str) -> None:
 
     Most features are written by :func:`geoplan._geojson.write_geojson`, at numpy speed.
     """
-    lonlat = frame.to_crs(GEOGRAPHIC_CRS)
-    geometry_type, promote = _geometry_type(lonlat, name)
+    geometry_type, promote = _geometry_type(frame, name)
 
-    def gdal(part: gpd.GeoDataFrame, target: Path) -> None:
+    def gdal(lonlat: gpd.GeoDataFrame, target: Path) -> None:
         pyogrio.write_dataframe(
-            part,
+            lonlat,
             target,
             layer=name,
             driver="GeoJSON",
@@ -325,9 +337,9 @@ def _write_geojson(frame: gpd.GeoDataFrame, path: Path, name: str) -> None:
         )
 
     if promote or GEOJSON_PRECISION != PRECISION:
-        gdal(lonlat, path)
+        gdal(frame.to_crs(GEOGRAPHIC_CRS), path)
     else:
-        write_geojson(lonlat, path, gdal)
+        write_geojson(frame, path, gdal)
     _sync(path)
 
 
@@ -336,382 +348,102 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
     return text.encode(CSV_ENCODING)
 
 
-def _display_width(value: object) -> int:
-    """Return the width of a cell's text, counting CJK characters as two columns."""
-    text = f"{value:,.2f}" if isinstance(value, float) else str(value)
-    return len(text) + sum(1 for ch in text if ord(ch) > 0x2E80)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Texts:
-    """The distinct texts of a column, and what the workbook writer needs to know of them.
-
-    Parameters
-    ----------
-    codes
-        Each row's index into ``texts``.
-    texts
-        The distinct texts, ``&``, ``<`` and ``>`` escaped for XML.
-    plain
-        Whether openpyxl writes every text as it is (see :data:`_PLAIN_TEXT`).
-    widest
-        The largest :func:`_display_width`.
-    """
-
-    codes: np.ndarray
-    texts: list[str]
-    plain: bool
-    widest: int
-
-
-def _code_points(text: str) -> np.ndarray:
-    """Return the code points of a text, one array element per character."""
-    if text.isascii():
-        return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
-    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-
-
-def _spaces(points: np.ndarray) -> np.ndarray:
-    r"""Return which code points are white space (``\s``), leaving out control codes."""
-    space = points == ord(" ")
-    wide = np.flatnonzero(points > 0x7F)
-    if len(wide):
-        found = np.unique(points[wide])
-        spaces = found[[chr(c).isspace() for c in found.tolist()]]
-        space[wide] = np.isin(points[wide], spaces)
-    return space
-
-
-def _texts(values: np.ndarray) -> _Texts | None:
-    """Return the distinct texts of an object array and their facts; None unless all text.
-
-    All the texts are looked at together, with numpy: a city's sheets hold millions of
-    cells.
-    """
-    if len(values) == 0:
-        return _Texts(np.zeros(0, dtype=np.intp), [], plain=True, widest=0)
-    if infer_dtype(values, skipna=False) != "string":
-        return None
-    codes, uniques = pd.factorize(values)
-    texts: list[str] = list(uniques)
-    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    ends = np.cumsum(lengths)
-    starts = ends - lengths
-    points = _code_points("".join(texts))
-    widths = lengths
-    if points.dtype != np.uint8:  # CJK characters take two columns
-        wide = np.concatenate([[0], np.cumsum(points > 0x2E80)])
-        widths = lengths + wide[ends] - wide[starts]
-    filled = lengths > 0
-    first, last = points[starts[filled]], points[ends[filled] - 1]
-    plain = not (
-        lengths.max() > 32767
-        or (points < 0x20).any()  # control characters
-        or (first == ord("=")).any()  # a formula
-        or ((first == ord("#")) & (lengths[filled] > 1)).any()  # an error code
-        or _spaces(np.concatenate([first, last])).any()
-    )
-    special = (points == ord("&")) | (points == ord("<")) | (points == ord(">"))
-    for index in np.unique(np.searchsorted(ends, np.flatnonzero(special), side="right")):
-        texts[index] = _escape(texts[index])
-    return _Texts(codes, texts, plain=plain, widest=int(widths.max()))
-
-
-def _widest(values: pd.Series, texts: _Texts | None = None) -> int:
-    """Return the largest :func:`_display_width` of a column's values, vectorised.
-
-    The width of ``f"{v:,.2f}"`` (floats) and ``str(v)`` (integers) grows with ``|v|``,
-    so the extremes decide; text is measured by :func:`_texts` (or ``texts``, its result
-    for this column).
-    """
-    if len(values) == 0:
-        return 0
-    array = values.to_numpy()
-    if pd.api.types.is_bool_dtype(values):
-        return max(len(str(bool(v))) for v in np.unique(array))
-    if pd.api.types.is_integer_dtype(values):
-        return max(len(str(array.min())), len(str(array.max())))
-    if pd.api.types.is_float_dtype(values):
-        finite = np.isfinite(array)
-        extremes = [float(v) for v in set(array[~finite].tolist())]  # nan, inf, -inf
-        if finite.any():
-            extremes += [float(array[finite].min()), float(array[finite].max())]
-        return max(_display_width(v) for v in extremes)
-    texts = texts or (_texts(array) if array.dtype == object else None)
-    if texts is not None:
-        return texts.widest
-    return max(_display_width(v) for v in pd.unique(array))
-
-
-def _number_format(column: str) -> str:
-    if column.endswith("_cny"):
-        return "#,##0.00"
-    if column.endswith("_m"):
-        return "#,##0.0"
-    return "0.00"
-
-
-def _format_sheet(
-    sheet: Worksheet, frame: pd.DataFrame, texts: Sequence[_Texts | None] = ()
-) -> None:
-    """Freeze and filter the header row, size columns, format numbers.
-
-    ``sheet`` may hold only the first rows of ``frame`` (:func:`_xlsx_bytes` writes the
-    rest itself): the filter and the widths cover all of ``frame``. ``texts`` holds
-    :func:`_texts` of the columns, where already known.
-    """
-    sheet.freeze_panes = "A2"
-    if len(frame) and len(frame.columns):
-        last = get_column_letter(len(frame.columns))
-        sheet.auto_filter.ref = f"A1:{last}{len(frame) + 1}"
-    for index, column in enumerate(frame.columns, start=1):
-        letter = get_column_letter(index)
-        values = frame.iloc[:, index - 1]
-        known = texts[index - 1] if texts else None
-        widest = max(_display_width(column), _widest(values, known))
-        sheet.column_dimensions[letter].width = min(widest + 2, 60)
-        if pd.api.types.is_float_dtype(values):
-            number_format = _number_format(column)
-            for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):
-                cell.number_format = number_format
-
-
-# Text openpyxl writes as it is (escaping &, <, >): no control characters, no formula or
-# error code, no surrounding white space, not too long. (:func:`_texts` checks just this.)
-_PLAIN_TEXT = re.compile(r"[^\x00-\x1f=\s#][^\x00-\x1f]*(?<!\s)|[^\x00-\x1f=\s]?", re.DOTALL)
-_PLAIN_DTYPES = ("int64", "float64", "bool")
-
-
-def _column_texts(frame: pd.DataFrame) -> list[_Texts | None] | None:
-    """Return :func:`_texts` of each column (None for numbers); None if not :func:`_plain`."""
-    out: list[_Texts | None] = []
-    for index in range(len(frame.columns)):
-        values = frame.iloc[:, index]
-        if str(values.dtype) in _PLAIN_DTYPES:
-            out.append(None)
-            continue
-        texts = _texts(values.to_numpy()) if values.dtype == object else None
-        if texts is None or not texts.plain:
-            return None
-        out.append(texts)
-    return out
-
-
-def _plain(frame: pd.DataFrame) -> bool:
-    """Whether :func:`_sheet_rows` writes ``frame`` exactly as pandas and openpyxl would."""
-    return _column_texts(frame) is not None
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-#: Integers up to this size are exact as floats: ``str`` writes them as ``.16g`` does.
-_EXACT_INT = 2**53
-#: Rows of a sheet put together at once, which bounds the memory their pieces take.
-_ROWS_AT_ONCE = 1 << 15
-
-_Piece: TypeAlias = str | np.ndarray
-
-
-def _number_texts(values: np.ndarray) -> np.ndarray:
-    """Return each value's ``.16g`` text (``""`` for NaN), formatting each number once."""
-    if values.dtype.kind in "iu":
-        codes, uniques = pd.factorize(values)
-        numbers = uniques.tolist()
-        texts = [str(v) if -_EXACT_INT <= v <= _EXACT_INT else f"{v:.16g}" for v in numbers]
-        return np.array(texts, dtype=object)[codes]
-    codes, bits = pd.factorize(values.view(np.int64))  # -0.0 is not 0.0
-    numbers = bits.view(np.float64).tolist()
-    texts = ("%.16g\n" * len(numbers) % tuple(numbers)).split("\n")[:-1]
-    strings = np.array(texts, dtype=object)[codes]
-    strings[np.isnan(values)] = ""
-    return strings
-
-
-def _cell_pieces(values: pd.Series, texts: _Texts | None, style: str) -> list[_Piece]:
-    """Return what follows the row number of a column's cells, as openpyxl writes them.
-
-    Three pieces: the cell's attributes, its value, its end; each a string (when the same
-    in every row) or an object array (one per row).
-    """
-    array = values.to_numpy()
-    number = f'"{style} t="n"><v>'
-    inline = f'"{style} t="inlineStr"><is><t>'
-    empty = f'"{style} t="inlineStr" />'
-    if values.dtype == bool:
-        return [f'"{style} t="b"><v>', np.where(array, "1", "0").astype(object), "</v></c>"]
-    if texts is None:
-        strings = _number_texts(array)
-        if values.dtype.kind in "iu" or np.isfinite(array).all():
-            return [number, strings, "</v></c>"]
-        kinds = np.select([np.isnan(array), np.isinf(array)], [2, 1], 0)  # inf is text
-    else:
-        strings = np.array(texts.texts, dtype=object)[texts.codes]
-        kinds = np.where(strings == "", 2, 1)
-        if (kinds == 1).all():
-            return [inline, strings, "</t></is></c>"]
-    # kinds: 0 a number, 1 text, 2 empty
-    starts = np.array([number, inline, empty], dtype=object)[kinds]
-    ends = np.array(["</v></c>", "</t></is></c>", ""], dtype=object)[kinds]
-    return [starts, strings, ends]
-
-
-def _sheet_rows(
-    frame: pd.DataFrame, sheet: Worksheet, texts: Sequence[_Texts | None] = ()
-) -> Iterator[bytes]:
-    """Yield the ``<row>`` elements of rows 2 onwards of ``frame``, as openpyxl writes them.
-
-    ``sheet`` holds the header and the first row, written by pandas and openpyxl: its
-    cells give each column's style. ``frame`` must be :func:`_plain`; ``texts`` holds
-    :func:`_column_texts` of it, where already known. The rows come in parts of
-    :data:`_ROWS_AT_ONCE`, each put together by one ``str.join`` of all its pieces.
-    """
-    texts = texts or _column_texts(frame) or ()
-    rows = np.array([str(r) for r in range(2, len(frame) + 2)], dtype=object)
-    pieces: list[_Piece] = ['<row r="', rows, '">']
-    for index in range(1, len(frame.columns) + 1):
-        cell = sheet.cell(row=2, column=index)
-        style = f' s="{cell.style_id}"' if cell.has_style else ""
-        known = texts[index - 1]
-        pieces += [f'<c r="{get_column_letter(index)}', rows]
-        pieces += _cell_pieces(frame.iloc[:, index - 1], known, style)
-    pieces.append("</row>")
-    merged: list[_Piece] = []
-    for piece in pieces:
-        if isinstance(piece, str) and merged and isinstance(merged[-1], str):
-            merged[-1] += piece
-        else:
-            merged.append(piece)
-    for start in range(0, len(frame), _ROWS_AT_ONCE):
-        part = slice(start, start + _ROWS_AT_ONCE)
-        matrix = np.empty((len(rows[part]), len(merged)), dtype=object)
-        for column, piece in enumerate(merged):
-            matrix[:, column] = piece if isinstance(piece, str) else piece[part]
-        yield "".join(matrix.ravel().tolist()).encode("utf-8")
-
-
-def _splice(
-    xml: bytes, *, frame: pd.DataFrame, sheet: Worksheet, texts: Sequence[_Texts | None] = ()
-) -> Iterator[bytes]:
-    """Yield ``sheet``'s saved XML with all rows of ``frame`` in place of rows 2 onwards.
-
-    Run after openpyxl saved the workbook, when every style has its number.
-    """
-    start = xml.index(b'<row r="2">')
-    end = xml.index(b"</sheetData>", start)
-    dimension = f"A1:{get_column_letter(len(frame.columns))}{len(frame) + 1}"
-    yield re.sub(
-        rb'<dimension ref="[^"]*" />',
-        f'<dimension ref="{dimension}" />'.encode(),
-        xml[:start],
-        count=1,
-    )
-    for number, rows in enumerate(_sheet_rows(frame, sheet, texts)):
-        if number == 0 and not rows.startswith(xml[start:end]):
-            msg = f"the fast writer of sheet {sheet.title} disagrees with openpyxl on row 2"
-            raise AssertionError(msg)
-        yield rows
-    yield xml[end:]
-
-
-def _rezip(
-    data: bytes,
-    replace: Mapping[str, Callable[[bytes], Iterable[bytes]]],
-    target: BinaryIO,
-) -> None:
-    """Write the workbook ``data`` into ``target`` with fixed timestamps, entries in order.
-
-    ``replace`` maps entry names to functions that rewrite their content, part by part.
-    """
-    with (
-        zipfile.ZipFile(io.BytesIO(data)) as source,
-        zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as book,
-    ):
-        for info in source.infolist():
-            content = source.read(info.filename)
-            if info.filename == "docProps/core.xml":
-                content = _CORE_TIMES.sub(rb"\g<1>2000-01-01T00:00:00Z\g<3>", content)
-            entry = zipfile.ZipInfo(info.filename, date_time=FIXED_TIME.timetuple()[:6])
-            entry.compress_type = zipfile.ZIP_DEFLATED
-            entry.create_system = 3
-            entry.external_attr = 0o644 << 16
-            if info.filename not in replace:
-                book.writestr(entry, content)
-                continue
-            with book.open(entry, "w") as stream:  # the same bytes as writestr
-                for part in replace[info.filename](content):
-                    stream.write(part)
-
-
-def _reproducible_zip(data: bytes, replace: Mapping[str, Callable[[bytes], bytes]]) -> bytes:
-    """Return the workbook with fixed timestamps, entries in the order written.
-
-    ``replace`` maps entry names to functions that rewrite their content.
-    """
-    out = io.BytesIO()
-    _rezip(data, {name: _whole(rewrite) for name, rewrite in replace.items()}, out)
-    return out.getvalue()
-
-
-def _whole(rewrite: Callable[[bytes], bytes]) -> Callable[[bytes], Iterable[bytes]]:
-    return lambda content: [rewrite(content)]
-
-
-def _write_xlsx(tables: Mapping[str, Table], target: BinaryIO) -> None:
-    """Write the workbook into ``target``: one sheet per table of :data:`XLSX_SHEETS`.
-
-    pandas and openpyxl write each sheet's header and first row (and so its styles); the
-    remaining rows of a sheet of plain values (:func:`_plain`) are written straight as
-    XML, in openpyxl's exact form, and spliced in, part by part, as the workbook is
-    compressed: openpyxl takes about 60 µs a cell.
-    """
-    buffer = io.BytesIO()
-    replace: dict[str, Callable[[bytes], Iterable[bytes]]] = {}
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        for number, name in enumerate(XLSX_SHEETS, start=1):
-            frame = pd.DataFrame(tables[name]).drop(columns="geometry", errors="ignore")
-            texts = _column_texts(frame)
-            fast = len(frame) > 1 and len(frame.columns) > 0 and texts is not None
-            (frame.head(1) if fast else frame).to_excel(writer, sheet_name=name, index=False)
-            sheet = writer.sheets[name]
-            _format_sheet(sheet, frame, texts or ())
-            if fast:
-                replace[f"xl/worksheets/sheet{number}.xml"] = functools.partial(
-                    _splice, frame=frame, sheet=sheet, texts=texts or ()
-                )
-        writer.book.properties.creator = "geoplan"
-        writer.book.properties.created = FIXED_TIME
-    _rezip(buffer.getvalue(), replace, target)
-
-
 def _xlsx_bytes(tables: Mapping[str, Table]) -> bytes:
-    """Return the workbook :func:`_write_xlsx` writes."""
-    out = io.BytesIO()
-    _write_xlsx(tables, out)
-    return out.getvalue()
+    """Return the workbook: one sheet per table of :data:`XLSX_SHEETS`."""
+    return _xlsx.xlsx_bytes({name: tables[name] for name in XLSX_SHEETS})
+
+
+def _staged_names(formats: Sequence[str]) -> list[str]:
+    """Return the files written for ``formats``, relative to the output folder, in order."""
+    names = {
+        "gpkg": [GPKG_NAME],
+        "geojson": [f"{GEOJSON_DIR}/{name}.geojson" for name in OUTPUT_LAYERS],
+        "csv": [f"{name}.csv" for name in CSV_TABLES],
+        "xlsx": [XLSX_NAME],
+    }
+    return [name for kind in formats for name in names[kind]]
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this (forked) process when its parent dies (Linux)."""
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died already
+        os._exit(1)
+
+
+def _write_in_child(parent: int, write: Callable[[], None]) -> None:
+    """Run ``write`` in the forked process; exit 1 on any error (the parent then retries)."""
+    try:
+        _die_with_parent(parent)
+        write()
+    except BaseException:  # the parent writes the file itself, and reports what fails
+        os._exit(1)
+
+
+def _start_in_child(write: Callable[[], None]) -> multiprocessing.process.BaseProcess | None:
+    """Start ``write`` in a forked process; None where forking is not safe or possible.
+
+    Only on Linux, and only while this process runs no other thread: a fork copies no
+    thread but may copy a lock one of them holds.
+    """
+    if not sys.platform.startswith("linux") or threading.active_count() > 1:
+        return None
+    context = multiprocessing.get_context("fork")
+    child = context.Process(target=_write_in_child, args=(os.getpid(), write), daemon=True)
+    child.start()
+    return child
+
+
+def _write_xlsx(tables: Mapping[str, Table], path: Path) -> None:
+    _write_bytes(path, _xlsx_bytes(tables))
 
 
 def _stage(tables: Mapping[str, Table], staging: Path, formats: Sequence[str]) -> list[str]:
-    """Write every requested file into ``staging``; return their names, relative to it."""
-    names: list[str] = []
-    if "gpkg" in formats:
-        _write_gpkg(tables, staging / GPKG_NAME)
-        names.append(GPKG_NAME)
-    if "geojson" in formats:
-        (staging / GEOJSON_DIR).mkdir()
-        for name in OUTPUT_LAYERS:
-            relative = f"{GEOJSON_DIR}/{name}.geojson"
-            _write_geojson(tables[name], staging / relative, name)
-            names.append(relative)
-    if "csv" in formats:
-        for name in CSV_TABLES:
-            _write_bytes(staging / f"{name}.csv", _csv_bytes(tables[name]))
-            names.append(f"{name}.csv")
-    if "xlsx" in formats:
-        _write_bytes(staging / XLSX_NAME, _xlsx_bytes(tables))
-        names.append(XLSX_NAME)
-    return names
+    """Write every requested file into ``staging``; return their names, relative to it.
+
+    A large plan is written by three processes at once: forked children write the
+    GeoPackage (GDAL, which holds the GIL) and the workbook, this one the GeoJSON and CSV
+    files. A child that fails has its file written here after all (which raises the
+    error it met, if it meets it again).
+    """
+    in_children = sum(len(tables[name]) for name in OUTPUT_LAYERS) >= _PARALLEL_FEATURES
+    writers = {
+        "gpkg": (GPKG_NAME, functools.partial(_write_gpkg, tables, staging / GPKG_NAME)),
+        "xlsx": (XLSX_NAME, functools.partial(_write_xlsx, tables, staging / XLSX_NAME)),
+    }
+    children = {
+        kind: _start_in_child(write)
+        for kind, (_, write) in writers.items()
+        if in_children and kind in formats
+    }
+    try:
+        if "gpkg" in formats and children.get("gpkg") is None:
+            writers["gpkg"][1]()
+        if "geojson" in formats:
+            (staging / GEOJSON_DIR).mkdir()
+            for name in OUTPUT_LAYERS:
+                _write_geojson(tables[name], staging / GEOJSON_DIR / f"{name}.geojson", name)
+        if "csv" in formats:
+            for name in CSV_TABLES:
+                _write_bytes(staging / f"{name}.csv", _csv_bytes(tables[name]))
+        if "xlsx" in formats and children.get("xlsx") is None:
+            writers["xlsx"][1]()
+    except BaseException:
+        for child in children.values():
+            if child is not None:
+                child.kill()
+                child.join()
+        raise
+    for kind, child in children.items():
+        if child is None:
+            continue
+        child.join()
+        if child.exitcode != 0:
+            name, write = writers[kind]
+            for leftover in staging.glob(f"{name}*"):
+                leftover.unlink()
+            write()
+    return _staged_names(formats)
 
 
 def _check_formats(formats: Sequence[str]) -> list[str]:
