@@ -114,3 +114,15 @@ def test_large_sheets_are_deflated_faster_with_the_same_content(
         sheet = "xl/worksheets/sheet5.xml"  # trenches
         assert b.getinfo(sheet).compress_size > a.getinfo(sheet).compress_size
     assert fast == export._xlsx_bytes(tables)  # still reproducible
+
+
+def test_the_geopackage_written_through_arrow_is_the_same(
+    sample_plan: Plan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("pyarrow")
+    tables = export.plan_tables(sample_plan)
+    export._write_gpkg(tables, tmp_path / "arrow.gpkg")
+    monkeypatch.setattr(export, "_ARROW", False)
+    export._write_gpkg(tables, tmp_path / "plain.gpkg")
+    dumps = [list(sqlite3.connect(tmp_path / n).iterdump()) for n in ("arrow.gpkg", "plain.gpkg")]
+    assert dumps[0] == dumps[1]
