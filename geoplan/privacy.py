@@ -234,7 +234,7 @@ def _text_arrays(frames: Iterable[pd.DataFrame | None]) -> Iterator[np.ndarray]:
 
 def _digits(codes: np.ndarray) -> np.ndarray:
     r"""Return which Unicode code points are decimal digits (what ``\d`` matches)."""
-    digit = (codes >= ord("0")) & (codes <= ord("9"))
+    digit = (codes - codes.dtype.type(ord("0"))) < 10  # unsigned: below "0" wraps round
     wide = np.flatnonzero(codes > 0x7F)
     if len(wide):
         found = np.unique(codes[wide])
@@ -283,7 +283,7 @@ def _maybe_personal(values: np.ndarray) -> np.ndarray:
     )
     # every number fills a window of _RUN_DIGITS characters of a run; a window may also
     # hold a few separators: a superset, which the regular expressions then sort out
-    counted = np.zeros(len(codes) + 1, dtype=np.int64)
+    counted = np.zeros(len(codes) + 1, dtype=np.int32 if len(codes) < 2**31 else np.int64)
     np.cumsum(in_run, out=counted[1:])
     windows = np.flatnonzero(counted[_RUN_DIGITS:] - counted[:-_RUN_DIGITS] == _RUN_DIGITS)
     if len(windows):

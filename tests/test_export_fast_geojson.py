@@ -98,7 +98,7 @@ def test_floats_are_written_as_gdal_writes_them(tmp_path: Path) -> None:
             rng.normal(0, 1, count) * 10.0 ** rng.integers(-20, 25, count),
             rng.integers(-(10**18), 10**18, count).astype(float),
             [0.0, -0.0, 1e17, 1e16, 99999999999999999.0, 5e-324, 1.7976931348623157e308],
-            [0.1 + 0.2, 7.2, 63.36, 1e-7, 123456789.125],
+            [0.1 + 0.2, 7.2, 63.36, 1e-7, 123456789.125, 1e6, 1999999.0, 10000000.5, -9999990.0],
         ]
     )
     frame = gpd.GeoDataFrame(
