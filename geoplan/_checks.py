@@ -303,13 +303,13 @@ def _transformer_to_lonlat(crs: pyproj.CRS) -> pyproj.Transformer:
     return pyproj.Transformer.from_crs(crs, _WGS84, always_xy=True)
 
 
-def _to_lonlat(coords: np.ndarray, crs: pyproj.CRS) -> np.ndarray:
+def _to_lonlat(coords: np.ndarray, crs: pyproj.CRS) -> tuple[np.ndarray, np.ndarray]:
     """Return x/y coordinates in ``crs`` as lon/lat, as geopandas' ``to_crs(4326)`` does."""
     if crs.is_exact_same(_WGS84):
-        return coords
+        return coords[:, 0], coords[:, 1]
     with np.errstate(all="ignore"):
         lon, lat = _transformer_to_lonlat(crs).transform(coords[:, 0], coords[:, 1])
-    return np.column_stack([lon, lat])
+    return np.asarray(lon), np.asarray(lat)
 
 
 def _lonlat(geoms: np.ndarray, crs: pyproj.CRS, sound: np.ndarray) -> np.ndarray:
@@ -322,7 +322,8 @@ def _lonlat(geoms: np.ndarray, crs: pyproj.CRS, sound: np.ndarray) -> np.ndarray
     idx = np.flatnonzero(sound)
     points = shapely.point_on_surface(geoms[idx])
     placed = ~(shapely.is_missing(points) | shapely.is_empty(points))
-    xy[idx[placed]] = _to_lonlat(shapely.get_coordinates(points[placed]), crs)
+    rows = idx[placed]
+    xy[rows, 0], xy[rows, 1] = _to_lonlat(shapely.get_coordinates(points[placed]), crs)
     return xy
 
 
@@ -586,9 +587,9 @@ def outline_bounds(geoms: np.ndarray, crs: pyproj.CRS) -> np.ndarray | None:
     kinds = shapely.get_type_id(geoms)
     if shapely.has_z(geoms).any() or np.isin(kinds, _NESTED_TYPE_IDS).any():
         return None
-    polygons = kinds == _GEOMETRY_TYPE_IDS["Polygon"]
-    geoms[polygons] = shapely.get_exterior_ring(geoms[polygons])  # holes do not count
-    coords = _to_lonlat(shapely.get_coordinates(geoms), crs)
-    if not len(coords) or not np.isfinite(coords).all():
+    holed = (kinds == _GEOMETRY_TYPE_IDS["Polygon"]) & (shapely.get_num_interior_rings(geoms) > 0)
+    geoms[holed] = shapely.get_exterior_ring(geoms[holed])  # a hole does not count
+    lon, lat = _to_lonlat(shapely.get_coordinates(geoms), crs)
+    if not len(lon) or not (np.isfinite(lon).all() and np.isfinite(lat).all()):
         return None
-    return np.concatenate([coords.min(axis=0), coords.max(axis=0)])
+    return np.array([lon.min(), lat.min(), lon.max(), lat.max()])
