@@ -21,7 +21,7 @@ What GDAL does, as seen in its output (the tests compare the two on many values)
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -47,6 +47,8 @@ _ESCAPED = re.compile(r'[\x00-\x1f"\\]')
 #: What GDAL writes before the features, and after them.
 _FEATURES = b'"features": [\n'
 _END = b"\n]\n}\n"
+#: Features whose lines are made at once: bounds the memory their pieces take.
+_ROWS_AT_ONCE = 1 << 16
 #: Lines shorter than this (degrees) may collapse to one point: GDAL then writes a point.
 _COLLAPSE = 2e-7
 _SHORT_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
@@ -313,7 +315,8 @@ def write_geojson(
     """Write a layer as GDAL's RFC 7946 GeoJSON writer does, most of it with numpy.
 
     GDAL writes the feature collection with the features only it writes right (none,
-    mostly); the other features' lines are put in between, in the layer's order.
+    mostly); the other features' lines are put in between, in the layer's order. The
+    lines are made :data:`_ROWS_AT_ONCE` features at a time, and kept encoded.
 
     Parameters
     ----------
@@ -325,27 +328,52 @@ def write_geojson(
         Writes a frame (in EPSG:4326) with GDAL (pyogrio) into a file, with the layer's
         name and options, ``RFC7946=YES`` and ``COORDINATE_PRECISION`` :data:`PRECISION`.
     """
-    found = _feature_pieces(frame)
-    if found is None or found[1].all():
+    parts: list[bytes | tuple[np.ndarray, np.ndarray]] = []  # encoded, or pieces and odd
+    odd_rows: list[np.ndarray] = []
+    for start in range(0, len(frame), _ROWS_AT_ONCE):
+        found = _feature_pieces(frame.iloc[start : start + _ROWS_AT_ONCE])
+        encoded = None if found is None or found[1].any() else _encoded(found[0])
+        if found is None or (encoded is None and not found[1].any()):
+            gdal(frame.to_crs(LONLAT), path)  # GDAL says what is wrong, if anything
+            return
+        parts.append(encoded if encoded is not None else found)
+        odd_rows.append(start + np.flatnonzero(found[1]))
+    rows = np.concatenate([np.zeros(0, dtype=np.int64), *odd_rows])
+    if len(rows) == len(frame):
         gdal(frame.to_crs(LONLAT), path)
         return
-    pieces, odd = found
-    rows = np.flatnonzero(odd)
     gdal(frame.iloc[rows].to_crs(LONLAT), path)
     written = path.read_bytes()
     start = written.index(_FEATURES) + len(_FEATURES)
     if not written.endswith(_END):
         msg = f"GDAL ended the GeoJSON file {path} unexpectedly: {written[-40:]!r}"
         raise AssertionError(msg)
-    lines = written[start : -len(_END)].decode("utf-8").split(",\n") if len(rows) else []
-    pieces[rows, :] = ""
-    pieces[rows, 0] = [line + ",\n" for line in lines]
-    try:
-        features = "".join(pieces.ravel().tolist())[: -len(",\n")].encode("utf-8")
-    except UnicodeEncodeError:  # GDAL says what is wrong
-        gdal(frame.to_crs(LONLAT), path)
-        return
+    lines = iter(written[start : -len(_END)].decode("utf-8").split(",\n") if len(rows) else [])
+    texts: list[bytes] = []
+    for part in parts:
+        text = part if isinstance(part, bytes) else _with_gdal_lines(*part, lines)
+        if text is None:
+            gdal(frame.to_crs(LONLAT), path)
+            return
+        texts.append(text)
+    texts[-1] = texts[-1][: -len(b",\n")]
     with path.open("wb") as handle:
         handle.write(written[:start])
-        handle.write(features)
+        for text in texts:
+            handle.write(text)
         handle.write(_END)
+
+
+def _with_gdal_lines(pieces: np.ndarray, odd: np.ndarray, lines: Iterator[str]) -> bytes | None:
+    """Return :func:`_encoded` pieces, GDAL's next lines in place of the odd features'."""
+    pieces[odd, :] = ""
+    pieces[odd, 0] = [next(lines) + ",\n" for _ in range(int(odd.sum()))]
+    return _encoded(pieces)
+
+
+def _encoded(pieces: np.ndarray) -> bytes | None:
+    """Return the lines of a matrix of pieces, joined and encoded; None if they cannot be."""
+    try:
+        return "".join(pieces.ravel().tolist()).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: GDAL says what to do
+        return None

@@ -28,6 +28,14 @@ def _gdal(frame: gpd.GeoDataFrame, path: Path) -> None:
     )
 
 
+@pytest.fixture(autouse=True, params=[False, True], ids=["whole", "in_parts"])
+def parts(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test twice: the features made all at once, and in a few parts."""
+    if request.param:
+        size = 4999 if "rounded" in request.node.name or "floats" in request.node.name else 3
+        monkeypatch.setattr(_geojson, "_ROWS_AT_ONCE", size)
+
+
 def _both(frame: gpd.GeoDataFrame, folder: Path) -> tuple[bytes, bytes, int]:
     """GDAL's file, the fast writer's file, and how many features the latter left to GDAL.
 
@@ -138,6 +146,7 @@ ROWS = st.tuples(
 )
 
 
+@pytest.mark.filterwarnings("ignore:NaN of Infinity value found:RuntimeWarning")  # GDAL's
 @settings(max_examples=60, deadline=None, derandomize=True, database=None)
 @given(rows=st.lists(ROWS, min_size=0, max_size=8))
 def test_any_layer_is_written_as_gdal_writes_it(
