@@ -358,10 +358,11 @@ def _read_one(
 def _read_frame(file: Path, inner: str | None) -> pd.DataFrame:
     """Read one layer as pyogrio reads it, through Arrow when that gives the same frame.
 
-    Arrow reads a large layer several times faster, but hands some columns over
-    differently (dates as date objects, true/false with gaps as objects rather than
-    numbers) and fails differently on a broken file: such a layer is read again the
-    plain way, so that what is read, and what a failure says, never depends on Arrow.
+    Arrow reads a large layer several times faster, but hands some things over
+    differently: dates as date objects, true/false with gaps as objects rather than
+    numbers, a point with one NaN coordinate (from a FlatGeobuf) as an empty point; and
+    it fails differently on a broken file. Such a layer is read again the plain way, so
+    that what is read, and what a failure says, never depends on Arrow.
     """
     if _HAS_ARROW:
         try:
@@ -374,7 +375,11 @@ def _read_frame(file: Path, inner: str | None) -> pd.DataFrame:
 
 
 def _as_plainly_read(frame: gpd.GeoDataFrame) -> bool:
-    """Whether every column read through Arrow is as the plain reader gives it: numbers or text."""
+    """Whether a layer read through Arrow is surely as the plain reader gives it.
+
+    That is, each column holds numbers or text, and each feature a geometry with finite
+    coordinates (a missing, empty or NaN one may have come through Arrow otherwise).
+    """
     for position, dtype in enumerate(frame.dtypes):
         if frame.columns[position] == frame.geometry.name:
             continue
@@ -384,7 +389,14 @@ def _as_plainly_read(frame: gpd.GeoDataFrame) -> bool:
         # a column of gaps only may be true/false, which the plain reader gives as numbers
         if not is_text(values) or not values.notna().any():
             return False
-    return True
+    geoms = np.asarray(frame.geometry.array, dtype=object)
+    if (shapely.is_missing(geoms) | shapely.is_empty(geoms)).any():
+        return False
+    deep = shapely.has_z(geoms)
+    return bool(
+        np.isfinite(shapely.get_coordinates(geoms[~deep])).all()
+        and np.isfinite(shapely.get_coordinates(geoms[deep], include_z=True)).all()
+    )
 
 
 def _restore_shapefile_names(frame: gpd.GeoDataFrame, spec: LayerSpec) -> gpd.GeoDataFrame:

@@ -258,6 +258,18 @@ def test_arrow_read_is_the_plain_read(tmp_path: Path, layer: str) -> None:
     )
 
 
+@pytest.mark.skipif(not HAS_ARROW, reason="pyarrow is not installed")
+def test_arrow_read_keeps_a_point_with_one_nan_coordinate(tmp_path: Path) -> None:
+    path = tmp_path / "supply_points.fgb"
+    points = [shapely.Point(500_000.0, 4_370_000.0), shapely.Point(np.nan, 4_370_000.0)]
+    pyogrio.write_dataframe(
+        gpd.GeoDataFrame({"supply_id": ["S1", "S2"]}, geometry=points, crs=UTM_48N), path
+    )
+    read = layers._read_frame(path, None)
+    assert shapely.equals_identical(np.asarray(read.geometry.array), points).all()
+    assert not read.geometry.iloc[1].is_empty  # Arrow makes it POINT EMPTY
+
+
 def assert_same_layers(got: Layers, expected: Layers) -> None:
     assert got.crs == expected.crs
     assert got.warnings == expected.warnings
