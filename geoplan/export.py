@@ -390,14 +390,21 @@ def _write_in_child(parent: int, write: Callable[[], None]) -> None:
 def _start_in_child(write: Callable[[], None]) -> multiprocessing.process.BaseProcess | None:
     """Start ``write`` in a forked process; None where forking is not safe or possible.
 
-    Only on Linux, and only while this process runs no other thread: a fork copies no
-    thread but may copy a lock one of them holds.
+    Only on Linux, and only while this process runs no other thread (a fork copies no
+    thread but may copy a lock one of them holds) and may have children.
     """
-    if not sys.platform.startswith("linux") or threading.active_count() > 1:
+    if (
+        not sys.platform.startswith("linux")
+        or threading.active_count() > 1
+        or multiprocessing.current_process().daemon
+    ):
         return None
     context = multiprocessing.get_context("fork")
     child = context.Process(target=_write_in_child, args=(os.getpid(), write), daemon=True)
-    child.start()
+    try:
+        child.start()
+    except OSError:  # no more processes, or no memory for one: write it here
+        return None
     return child
 
 
