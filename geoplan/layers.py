@@ -67,6 +67,8 @@ READABLE_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".fgb", ".gml", ".kml
 SHAPEFILE_PARTS = (".shx", ".dbf")
 #: Layers read at once (GDAL, Arrow and GEOS let go of Python's lock while they work).
 _READERS = 2
+#: Formats whose GDAL drivers read two files (or layers) at once safely.
+_READ_AT_ONCE = (".gpkg", ".fgb", ".geojson", ".json", ".shp")
 _HAS_ARROW = importlib.util.find_spec("pyarrow") is not None
 
 
@@ -501,7 +503,9 @@ def _read_and_validate(path: str | Path, settings: Settings) -> Layers:
     wanted = [spec for spec in SPECS if spec.name in found]
     # corridors first: the largest layer of a city, read while the others are
     biggest_first = sorted(wanted, key=lambda spec: spec.name != "corridors")
-    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=_READERS) as pool:
+    at_once = all(file.suffix.lower() in _READ_AT_ONCE for file, _ in found.values())
+    readers = _READERS if at_once else 1
+    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=readers) as pool:
         warnings.simplefilter("ignore")  # GDAL's warnings; what matters is a problem below
         reading = {
             spec.name: pool.submit(_read_one, spec, *found[spec.name]) for spec in biggest_first
