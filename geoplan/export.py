@@ -11,6 +11,12 @@ folder, synced to disk, and only then moved onto its final name with :func:`os.r
 an interrupted export leaves the previous files intact and never a partial file under a
 final name. The same plan gives byte-identical files (the GeoPackage and the workbook
 carry a fixed timestamp, 2000-01-01).
+
+At city scale (a million street edges, 650,000 features) this takes seconds: GeoJSON
+features and sheet rows are put together from whole columns with numpy
+(:mod:`geoplan._geojson`, :mod:`geoplan._xlsx`), in the very bytes GDAL and openpyxl
+write, and a large plan's GeoPackage and workbook are written by forked processes while
+this one writes the GeoJSON and CSV files (:func:`_stage`).
 """
 
 from __future__ import annotations
@@ -371,6 +377,9 @@ def _staged_names(formats: Sequence[str]) -> list[str]:
     return [name for kind in formats for name in names[kind]]
 
 
+# --- writing in parallel -------------------------------------------------------------------
+
+
 def _die_with_parent(parent: int) -> None:
     """Have the kernel kill this (forked) process when its parent dies (Linux)."""
     ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -409,6 +418,7 @@ def _start_in_child(write: Callable[[], None]) -> multiprocessing.process.BasePr
 
 
 def _write_xlsx(tables: Mapping[str, Table], path: Path) -> None:
+    """Write the workbook (through :func:`_write_bytes`, which the crash tests replace)."""
     _write_bytes(path, _xlsx_bytes(tables))
 
 
