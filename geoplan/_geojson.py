@@ -1,11 +1,13 @@
 r"""RFC 7946 features as GDAL's GeoJSON driver writes them, byte for byte, with numpy.
 
 GDAL (through pyogrio) builds a JSON object per coordinate and takes about 14 µs a
-feature: a city's layers took 9 s. :func:`features_text` writes the same text from whole
-columns at once, for the layers geoplan writes: points and line strings with text,
-integer, boolean and float columns, in EPSG:4326, coordinates rounded to a number of
-decimals. It answers None for anything else (polygons, multi-part or empty geometries,
-non-finite numbers, text GDAL would read as JSON ...), and then GDAL writes the layer.
+feature: a city's layers took 9 s. :func:`write_geojson` makes the same lines from whole
+columns at once for the features geoplan writes: points and line strings, in any CRS
+(reprojected to EPSG:4326 as geopandas does), with text, integer, boolean and float
+columns. GDAL writes the feature collection around them, and the features this module
+does not vouch for: other geometry types, empty or 3D geometries, coordinates out of
+bounds, lines that might cross the date line or shrink to a point at the precision
+(GDAL then writes a point), non-finite numbers (left out), text GDAL reads as JSON.
 
 What GDAL does, as seen in its output (the tests compare the two on many values):
 
@@ -37,6 +39,7 @@ __all__ = ["LONLAT", "PRECISION", "write_geojson"]
 #: the rounding below is GDAL's for exactly this many.
 PRECISION = 7
 
+#: The CRS of RFC 7946 GeoJSON.
 LONLAT = pyproj.CRS.from_epsg(4326)
 #: GDAL checks the extent against these bounds; beyond them it refuses the feature.
 _LON_LAT_LIMITS = (180.0, 90.0)
