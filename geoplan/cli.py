@@ -246,11 +246,14 @@ def plan_command(
         TimeElapsedColumn(),
         transient=True,
         disable=not sys.stderr.isatty(),
+        # Redrawn at each stage, not by a thread of its own: a running thread keeps the
+        # export from writing a large plan's files in child processes.
+        auto_refresh=False,
     ) as bar:
         task = bar.add_task("reading layers", total=len(stages))
 
         def advance(stage: str) -> None:
-            bar.update(task, description=stage, completed=stages.index(stage))
+            bar.update(task, description=stage, completed=stages.index(stage), refresh=True)
 
         result = read_layers(layers, settings=settings)
         check_out_dir(out_dir, inputs=result.sources.values())
@@ -311,7 +314,10 @@ def _plan_on_dask(
 
     def done(partition_id: str, finished: int, total: int) -> None:
         bar.update(
-            task, completed=finished, description=f"partition {partition_id} ({finished}/{total})"
+            task,
+            completed=finished,
+            description=f"partition {partition_id} ({finished}/{total})",
+            refresh=True,
         )
 
     with dask_client(workers=workers, scheduler=scheduler) as client:
