@@ -328,6 +328,26 @@ def _attach_to_corridors(
     return attached, next_id
 
 
+def _piece_ends(
+    eu: IntArray, ev: IntArray, piece_line: IntArray, cut_nodes: IntArray
+) -> tuple[IntArray, BoolArray, IntArray, IntArray]:
+    """Each piece's rank along its split edge, whether it is the last, and its end nodes.
+
+    ``eu``/``ev`` are the split edges' nodes, ``piece_line`` each piece's edge (pieces in
+    order along their edge) and ``cut_nodes`` the cut points' nodes in the order of the
+    cuts.
+    """
+    cuts_per_edge = np.bincount(piece_line) - 1
+    cuts_before = np.concatenate(([0], np.cumsum(cuts_per_edge)[:-1]))
+    rank = _group_rank(piece_line)
+    last = rank == cuts_per_edge[piece_line]
+    before = np.clip(cuts_before[piece_line] + rank - 1, 0, None)
+    after = np.clip(cuts_before[piece_line] + rank, None, len(cut_nodes) - 1)
+    start = np.where(rank == 0, eu[piece_line], cut_nodes[before])
+    end = np.where(last, ev[piece_line], cut_nodes[after])
+    return rank, last, start, end
+
+
 def _replace_split_edges(
     graph: nx.Graph,
     ctx: _Context,
@@ -343,14 +363,7 @@ def _replace_split_edges(
     ``v``; ``cut_nodes`` are the cut points' nodes in the order of the cuts.
     """
     eu, ev, old = edges
-    cuts_per_edge = np.bincount(piece_line) - 1
-    cuts_before = np.concatenate(([0], np.cumsum(cuts_per_edge)[:-1]))
-    rank = _group_rank(piece_line)
-    last = rank == cuts_per_edge[piece_line]
-    before = np.clip(cuts_before[piece_line] + rank - 1, 0, None)
-    after = np.clip(cuts_before[piece_line] + rank, None, len(cut_nodes) - 1)
-    start = np.where(rank == 0, eu[piece_line], cut_nodes[before])
-    end = np.where(last, ev[piece_line], cut_nodes[after])
+    rank, last, start, end = _piece_ends(eu, ev, piece_line, cut_nodes)
     piece_length = shapely.length(pieces)
     total = np.bincount(piece_line, weights=piece_length)
     graph.remove_edges_from(zip(eu.tolist(), ev.tolist(), strict=True))
@@ -587,14 +600,7 @@ def _split_edge_rows(
     """Edge arrays of the pieces of split edges (rows ``split``); see _replace_split_edges."""
     piece_line, cut_nodes, pieces = links.piece_line, links.cut_nodes, links.pieces
     eu, ev = arrays.u[split], arrays.v[split]
-    cuts_per_edge = np.bincount(piece_line) - 1
-    cuts_before = np.concatenate(([0], np.cumsum(cuts_per_edge)[:-1]))
-    rank = _group_rank(piece_line)
-    last = rank == cuts_per_edge[piece_line]
-    before = np.clip(cuts_before[piece_line] + rank - 1, 0, None)
-    after = np.clip(cuts_before[piece_line] + rank, None, len(cut_nodes) - 1)
-    start = np.where(rank == 0, eu[piece_line], cut_nodes[before])
-    end = np.where(last, ev[piece_line], cut_nodes[after])
+    rank, last, start, end = _piece_ends(eu, ev, piece_line, cut_nodes)
     piece_length = shapely.length(pieces)
     total = np.bincount(piece_line, weights=piece_length)
     cny = ctx.costs.crossing_cny
