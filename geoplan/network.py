@@ -443,6 +443,7 @@ def _node_lines(lines: GeomArray, polygons: GeomArray) -> tuple[GeomArray, IntAr
             extra.append(shapely.get_parts(shapely.boundary(polygons[cut_by])))
     noded = shapely.node(shapely.multilinestrings(np.concatenate([lines, *extra])))
     pieces = shapely.get_parts(noded)
+    del noded  # a copy of every piece: hundreds of MB for a city
     inner = shapely.points(_inner_points(pieces))
     pi, li = shapely.STRtree(lines).query(inner, predicate="dwithin", distance=_GRID_M)
     source = np.full(len(pieces), len(lines), dtype=np.int64)
