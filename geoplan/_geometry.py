@@ -111,6 +111,18 @@ def _keys(xy: FloatArray) -> IntArray:
     return np.round(xy / _GRID_M).astype(np.int64)
 
 
+def _point_groups(xy: FloatArray) -> tuple[FloatArray, IntArray, IntArray]:
+    """Group equal points of ``xy`` (n, 2): distinct points, each row's group, group sizes.
+
+    Points are compared exactly, as complex numbers (sorting them is far faster than
+    ``np.unique(axis=0)``).
+    """
+    z = np.empty(len(xy), dtype=np.complex128)
+    z.real, z.imag = xy[:, 0], xy[:, 1]
+    distinct, group, count = np.unique(z, return_inverse=True, return_counts=True)
+    return np.column_stack([distinct.real, distinct.imag]), group.ravel(), count
+
+
 def _node_index(xy: FloatArray) -> tuple[IntArray, FloatArray]:
     """Give coordinates node ids in the order of their 1 mm keys (x, then y); also node xy."""
     keys = _keys(xy)

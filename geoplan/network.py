@@ -59,6 +59,7 @@ from ._geometry import (
     _inner_points,
     _metric_crs,
     _node_index,
+    _point_groups,
 )
 from ._graph import GraphArrays, to_networkx
 from .attach import attach_arrays, attach_points
@@ -350,10 +351,8 @@ def _snap_ends(lines: GeomArray, tolerance_m: float) -> GeomArray:
     owner = np.tile(np.arange(n), 2)
     # An end shared with another line's end is a junction, not a gap: only loose ends
     # look for a line to reach.
-    _, spot, count = np.unique(
-        shapely.get_coordinates(ends), axis=0, return_inverse=True, return_counts=True
-    )
-    loose = np.flatnonzero(count[spot.ravel()] == 1)
+    _, spot, count = _point_groups(shapely.get_coordinates(ends))
+    loose = np.flatnonzero(count[spot] == 1)
     ei, li = shapely.STRtree(lines).query(ends[loose], predicate="dwithin", distance=tolerance_m)
     ei = loose[ei]
     mine = li != owner[ei]
@@ -396,8 +395,7 @@ def _merge_close_ends(lines: GeomArray, tolerance_m: float) -> GeomArray:
     where = np.concatenate([first, np.concatenate([first[1:], [len(coords)]]) - 1])
     owner = np.tile(np.arange(n), 2)
     end_xy = coords[where]
-    unique_xy, spot = np.unique(end_xy, axis=0, return_inverse=True)
-    spot = spot.ravel()
+    unique_xy, spot, _ = _point_groups(end_xy)
     pairs = spatial.cKDTree(unique_xy).query_pairs(tolerance_m, output_type="ndarray")
     if len(pairs):  # a spot held by ends of one line only: that line, else -1
         lo = np.full(len(unique_xy), n)
