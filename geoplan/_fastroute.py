@@ -36,6 +36,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
 
+from ._geometry import _distinct
 from ._graph import GraphArrays
 
 logger = logging.getLogger("geoplan.routing")
@@ -418,7 +419,7 @@ def _mehlhorn(arrays: GraphArrays, copies: Copies, terminal: BoolArray) -> IntAr
     ua = np.concatenate([a_side, walked[has]])
     ub = np.concatenate([b_side, parent[has]])
     lo2, hi2 = np.minimum(ua, ub), np.maximum(ua, ub)
-    pair = np.unique(lo2 * n + hi2)
+    pair = _distinct(lo2 * n + hi2)
     lo2, hi2 = pair // n, pair % n
     edge_keys = np.minimum(copies.ea, copies.eb) * n + np.maximum(copies.ea, copies.eb)
     korder = np.argsort(edge_keys)
@@ -585,7 +586,7 @@ def route_geometry(
         order = np.argsort(owner, kind="stable")
         coords, owner = coords[order], owner[order]
     out = np.array([shapely.LineString()] * n_routes, dtype=object)
-    has = np.unique(owner)
+    has = _distinct(owner)
     if has.size:
         out[has] = shapely.linestrings(coords, indices=np.searchsorted(has, owner))
     return out

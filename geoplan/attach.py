@@ -41,6 +41,7 @@ from ._geometry import (
     _Context,
     _crosses_interior,
     _cut_lines,
+    _distinct,
     _EdgeRow,
     _end_coords,
     _group_rank,
@@ -226,7 +227,7 @@ def _corridor_links(
     if not pi.size:
         return None, next_id
     geoms = geoms.copy()  # the candidate edges drawn from their lower node
-    near = np.unique(ei)
+    near = _distinct(ei)
     start, _ = _end_coords(geoms[near])
     flip = near[np.hypot(*(start - node_xy[ev[near]]).T) < np.hypot(*(start - node_xy[eu[near]]).T)]
     geoms[flip] = shapely.reverse(geoms[flip])

@@ -54,6 +54,7 @@ from ._geometry import (
     _barrier_array,
     _Costs,
     _cut_lines,
+    _distinct,
     _end_coords,
     _group_rank,
     _inner_points,
@@ -172,7 +173,7 @@ def build_arrays(
     u, v, node_xy, pieces = _number_nodes(pieces)
     keep = u != v  # rounding debris shorter than a millimetre
     u, v, pieces, source = u[keep], v[keep], pieces[keep], source[keep]
-    used = np.unique(np.concatenate([u, v]))
+    used = _distinct(np.concatenate([u, v]))
     u, v, node_xy = np.searchsorted(used, u), np.searchsorted(used, v), node_xy[used]
     order = np.lexsort((v, u))
     u, v, pieces, source = u[order], v[order], pieces[order], source[order]
@@ -369,7 +370,7 @@ def _snap_ends(lines: GeomArray, tolerance_m: float) -> GeomArray:
     target = shapely.line_interpolate_point(
         lines[li], shapely.line_locate_point(lines[li], ends[ei])
     )
-    changed = np.unique(owner[ei])
+    changed = _distinct(owner[ei])
     coords, vline = shapely.get_coordinates(lines[changed], return_index=True)
     position = np.arange(len(vline)) - np.searchsorted(vline, vline)
     xy = np.concatenate([coords, shapely.get_coordinates(target)])
@@ -421,7 +422,7 @@ def _merge_close_ends(lines: GeomArray, tolerance_m: float) -> GeomArray:
     if not moved.any():
         return lines
     coords[where[moved]] = target[moved]
-    changed = np.unique(owner[moved])
+    changed = _distinct(owner[moved])
     mask = np.isin(vline, changed)
     out = lines.copy()
     out[changed] = shapely.linestrings(coords[mask], indices=np.searchsorted(changed, vline[mask]))
@@ -436,7 +437,7 @@ def _node_lines(lines: GeomArray, polygons: GeomArray) -> tuple[GeomArray, IntAr
     if len(polygons):
         li, pj = tree.query(lines, predicate="intersects")
         hit = shapely.relate_pattern(lines[li], polygons[pj], _INTERIOR)
-        cut_by = np.unique(pj[hit])
+        cut_by = _distinct(pj[hit])
         if cut_by.size:  # their outlines cut the corridors where they enter a barrier
             extra.append(shapely.get_parts(shapely.boundary(polygons[cut_by])))
     noded = shapely.node(shapely.multilinestrings(np.concatenate([lines, *extra])))
