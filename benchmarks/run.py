@@ -211,9 +211,8 @@ def _naive(graph: Any, nodes: dict[str, int], made: Any) -> dict[str, float | in
 def _radius_by_box(made: Any) -> dict[str, float]:
     """The supply radius of each box (by its compound's area class)."""
     from geoplan.plan import _radius_by_compound
-    from geoplan.settings import Settings
 
-    radius = _radius_by_compound(made.layers["compounds"], Settings())
+    radius = _radius_by_compound(made.layers["compounds"], made.settings)
     boxes = made.meter_boxes
     return dict(zip(boxes["box_id"], boxes["compound_id"].map(radius).astype(float), strict=True))
 

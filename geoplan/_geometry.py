@@ -217,6 +217,31 @@ def _containing(points: GeomArray, polygons: GeomArray, tree: shapely.STRtree) -
     return pi[inside].astype(np.int64) * len(polygons) + pj[inside]
 
 
+def _k_nearest_within(
+    tree: shapely.STRtree, items: GeomArray, pts: GeomArray, reach_m: float, k: int
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """Find the ``k`` nearest items (of ``tree``) within ``reach_m`` of each point.
+
+    Returns (point, item, distance) sorted by point, distance, item. Points with that
+    many items within ``_SHORT_REACH_M`` are answered from them (the nearest are among
+    them); only the others search the whole reach.
+    """
+    short = min(reach_m, _SHORT_REACH_M)
+    pi, ei = tree.query(pts, predicate="dwithin", distance=short)
+    if short < reach_m:
+        count = np.bincount(pi, minlength=len(pts))
+        again = np.flatnonzero(count < k)
+        if again.size:
+            qi, qe = tree.query(pts[again], predicate="dwithin", distance=reach_m)
+            keep = count[pi] >= k
+            pi, ei = np.concatenate([pi[keep], again[qi]]), np.concatenate([ei[keep], qe])
+    dist = shapely.distance(pts[pi], items[ei])
+    order = np.lexsort((ei, dist, pi))
+    pi, ei, dist = pi[order], ei[order], dist[order]
+    few = _group_rank(pi) < k
+    return pi[few], ei[few], dist[few]
+
+
 def _road_crossings(lines: GeomArray, road_tree: shapely.STRtree | None) -> FloatArray:
     if road_tree is None or not len(lines):
         return np.zeros(len(lines))

@@ -26,7 +26,7 @@ from ._geometry import (
     _containing,
     _Context,
     _crosses_interior,
-    _group_rank,
+    _k_nearest_within,
     _road_crossings,
     _segments,
 )
@@ -161,12 +161,10 @@ def _lattice(
     pa, pl = pa[ok], pl[ok]
     lonely = np.setdiff1d(np.arange(len(ai)), pa)
     if lonely.size:
-        qa, ql = node_tree.query(a_pts[lonely], predicate="dwithin", distance=ctx.reach_m)
-        dist = shapely.distance(a_pts[lonely][qa], lat_pts[usable[ql]])
-        order = np.lexsort((ql, dist, qa))
-        qa, ql = qa[order], ql[order]
-        few = _group_rank(qa) < _LATTICE_NEAREST
-        qa, ql = lonely[qa[few]], ql[few]
+        qa, ql, _ = _k_nearest_within(
+            node_tree, lat_pts[usable], a_pts[lonely], ctx.reach_m, _LATTICE_NEAREST
+        )
+        qa = lonely[qa]
         ok = ~_crosses_interior(
             _segments(a_xy[qa], lat_xy[usable[ql]]), local, tree, (qa.astype(np.int64), exempt_keys)
         )

@@ -30,7 +30,6 @@ import shapely
 from ._geometry import (
     _CANDIDATE_EDGES,
     _GRID_M,
-    _SHORT_REACH_M,
     OPEN_SURFACE,
     BoolArray,
     FloatArray,
@@ -45,6 +44,7 @@ from ._geometry import (
     _EdgeRow,
     _end_coords,
     _group_rank,
+    _k_nearest_within,
     _metric_crs,
     _road_crossings,
     _segments,
@@ -164,32 +164,6 @@ def _point_table(points: gpd.GeoDataFrame) -> tuple[list[str], FloatArray]:
     return ids[order].tolist(), shapely.get_coordinates(geoms[order])
 
 
-def _k_nearest_within(
-    tree: shapely.STRtree, items: GeomArray, pts: GeomArray, reach_m: float
-) -> tuple[IntArray, IntArray, FloatArray]:
-    """Find the ``_CANDIDATE_EDGES`` nearest items within ``reach_m`` of each point.
-
-    Returns (point, item, distance) sorted by point, distance, item. Points with that
-    many items within ``_SHORT_REACH_M`` are answered from them (the nearest are among
-    them); only the others search the whole reach.
-    """
-    k = _CANDIDATE_EDGES
-    short = min(reach_m, _SHORT_REACH_M)
-    pi, ei = tree.query(pts, predicate="dwithin", distance=short)
-    if short < reach_m:
-        count = np.bincount(pi, minlength=len(pts))
-        again = np.flatnonzero(count < k)
-        if again.size:
-            qi, qe = tree.query(pts[again], predicate="dwithin", distance=reach_m)
-            keep = count[pi] >= k
-            pi, ei = np.concatenate([pi[keep], again[qi]]), np.concatenate([ei[keep], qe])
-    dist = shapely.distance(pts[pi], items[ei])
-    order = np.lexsort((ei, dist, pi))
-    pi, ei, dist = pi[order], ei[order], dist[order]
-    few = _group_rank(pi) < k
-    return pi[few], ei[few], dist[few]
-
-
 @dataclass(frozen=True)
 class _Links:
     """Where points meet the corridor edges: the computed part of attaching them.
@@ -223,7 +197,9 @@ def _corridor_links(
     orientation), both sorted by ``ends``.
     """
     eu, ev = ends
-    pi, ei, dist = _k_nearest_within(shapely.STRtree(geoms), geoms, pts, ctx.reach_m)
+    pi, ei, dist = _k_nearest_within(
+        shapely.STRtree(geoms), geoms, pts, ctx.reach_m, _CANDIDATE_EDGES
+    )
     if not pi.size:
         return None, next_id
     geoms = geoms.copy()  # the candidate edges drawn from their lower node

@@ -223,7 +223,7 @@ def plan(
         geometry=list(boxes.geometry) + list(candidates.geometry),
         crs=layers.crs,
     )
-    if engine == "networkx" or (engine == "auto" and arrays.n_edges <= NETWORKX_MAX_EDGES):
+    if engine == "networkx" or (engine == "auto" and not city):
         graph, nodes = attach_points(
             to_networkx(arrays), points, barriers=barriers, settings=settings
         )
