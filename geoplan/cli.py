@@ -46,7 +46,31 @@ def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add the options that build the settings: --settings, --crs, --load-basis, --set."""
+    """Add the options that build the settings and pass the command ``settings`` instead.
+
+    The options: --settings, --crs, --load-basis, --include-personal, --set. The settings
+    are built from the catalogue, the file beside ``layers`` and these flags.
+    """
+
+    @wraps(func)
+    def wrapper(
+        *,
+        layers: Path,
+        settings_file: Path | None,
+        crs: str | None,
+        load_basis: str | None,
+        include_personal: bool | None,
+        assignments: tuple[str, ...],
+        **kwargs: Any,
+    ) -> Any:
+        settings = load_settings(
+            layers,
+            settings_file=settings_file,
+            options={"crs": crs, "load_basis": load_basis, "include_personal": include_personal},
+            overrides=parse_assignments(assignments),
+        )
+        return func(layers=layers, settings=settings, **kwargs)
+
     options = [
         click.option(
             "--settings",
@@ -75,26 +99,8 @@ def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
     ]
     for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def build_settings(
-    layers: Path,
-    settings_file: Path | None,
-    crs: str | None,
-    load_basis: str | None,
-    assignments: tuple[str, ...],
-    *,
-    include_personal: bool | None = None,
-) -> Settings:
-    """Build the run's settings from the file beside the layers and the flags."""
-    return load_settings(
-        layers,
-        settings_file=settings_file,
-        options={"crs": crs, "load_basis": load_basis, "include_personal": include_personal},
-        overrides=parse_assignments(assignments),
-    )
+        wrapper = option(wrapper)
+    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -122,28 +128,12 @@ def sample(directory: Path, seed: int) -> None:
 
 @cli.command()
 @click.argument("layers", type=click.Path(path_type=Path))
-@settings_options
 @_user_errors
-def validate(
-    *,
-    layers: Path,
-    settings_file: Path | None,
-    crs: str | None,
-    load_basis: str | None,
-    assignments: tuple[str, ...],
-    include_personal: bool | None,
-) -> None:
+@settings_options
+def validate(*, layers: Path, settings: Settings) -> None:
     """Check LAYERS (a folder or GeoPackage) against the layer contract and summarize it."""
     from .layers import read_layers, summarize
 
-    settings = build_settings(
-        layers,
-        settings_file,
-        crs,
-        load_basis,
-        assignments,
-        include_personal=include_personal,
-    )
     result = read_layers(layers, settings=settings)
     for line in result.warnings:
         click.echo(f"warning: {line}", err=True)
@@ -189,18 +179,14 @@ def validate(
     metavar="tcp://HOST:PORT",
     help="Plan the layers' partitions on the running Dask cluster at this address.",
 )
-@settings_options
 @_user_errors
+@settings_options
 def plan_command(
     *,
     layers: Path,
     out_dir: Path,
     tiles: str | None,
-    settings_file: Path | None,
-    crs: str | None,
-    load_basis: str | None,
-    assignments: tuple[str, ...],
-    include_personal: bool | None,
+    settings: Settings,
     offline: bool,
     no_maps: bool,
     check_power_flow: bool,
@@ -220,14 +206,6 @@ def plan_command(
     from .layers import read_layers
     from .plan import plan
 
-    settings = build_settings(
-        layers,
-        settings_file,
-        crs,
-        load_basis,
-        assignments,
-        include_personal=include_personal,
-    )
     stages = [
         "reading layers",
         "meter boxes",
