@@ -441,19 +441,6 @@ def _lonlat_bounds(frame: gpd.GeoDataFrame, outline: np.ndarray | None) -> np.nd
     return frame.to_crs(4326).total_bounds if outline is None else outline
 
 
-def working_crs(frames: Mapping[str, gpd.GeoDataFrame], settings: Settings) -> pyproj.CRS:
-    """Return the projected metric CRS to work in: the settings' or the local UTM zone."""
-    if settings.crs is not None:
-        return pyproj.CRS.from_user_input(settings.crs)
-    return _utm_zone(
-        [
-            _lonlat_bounds(f, outline_bounds(np.asarray(f.geometry.array), f.crs))
-            for f in frames.values()
-            if len(f)
-        ]
-    )
-
-
 def _utm_zone(bounds: list[np.ndarray]) -> pyproj.CRS:
     """Return the UTM zone of the middle of the layers' lon/lat bounds."""
     if not bounds:
@@ -706,8 +693,8 @@ def _validate(
             if frame is None
             else frame.to_crs(crs).sort_values(spec.id_column, kind="stable").reset_index(drop=True)
         )
-    for note in notes:  # returned in Layers.warnings too; the command line prints those
-        logger.info(note)
+    for note in notes:  # returned in Layers.warnings, which the command line prints
+        logger.debug(note)
     return Layers(
         frames=MappingProxyType(out),
         crs=crs,
