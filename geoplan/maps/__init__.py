@@ -14,7 +14,7 @@ import hashlib
 import logging
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from geoplan.errors import OutputError
 
@@ -178,30 +178,23 @@ def write_maps(
     home = [("index.html", "看板 Dashboard")]
     district_label = "区域概览图 District overview" if city else "区域方案图 District plan"
     district_back = [*home, ("heatmap.html", "隐患热力图 Hazard heatmap")]
-    if city:
-        district, _ = overview_page(
-            plan,
-            title=district_label,
-            links=from_root,
-            back_links=district_back,
-            tiles=tiles,
-            focus="plan",
-        )
-    else:
-        district, _ = plan_page(
-            plan, title=district_label, links=from_root, back_links=district_back, tiles=tiles
-        )
-    paths.append(_write(out_dir / "district.html", district))
+    index = PlanIndex(plan)  # wire scores and cable colours, once for every page
+    shared: dict[str, Any] = {"plan": plan, "links": from_root, "tiles": tiles}  # both top maps
     heat_back = [*home, ("district.html", district_label)]
     title = "飞线隐患热力图 Flying-wire hazard heatmap"
     if city:
+        district, _ = overview_page(
+            **shared, title=district_label, back_links=district_back, scores=index.scores
+        )
         heat, _ = overview_page(
-            plan, title=title, links=from_root, back_links=heat_back, tiles=tiles, focus="hazard"
+            **shared, title=title, back_links=heat_back, focus="hazard", scores=index.scores
         )
     else:
-        heat, _ = heatmap_page(
-            plan, title=title, links=from_root, back_links=heat_back, tiles=tiles
+        district, _ = plan_page(
+            **shared, title=district_label, back_links=district_back, index=index
         )
+        heat, _ = heatmap_page(**shared, title=title, back_links=heat_back, scores=index.scores)
+    paths.append(_write(out_dir / "district.html", district))
     paths.append(_write(out_dir / "heatmap.html", heat))
     names = dict(
         zip(
@@ -211,7 +204,6 @@ def write_maps(
         )
     )
     up = [("../index.html", "看板 Dashboard"), ("../district.html", district_label)]
-    index = PlanIndex(plan)
     for cid in ids:
         page, _ = plan_page(
             plan,

@@ -22,7 +22,7 @@ from ._page import (
     new_map,
     render,
 )
-from ._planmap import COLOURS, LABELS, column, number, wire_scores
+from ._planmap import COLOURS, LABELS, _bounds, column, number, wire_scores
 
 if TYPE_CHECKING:
     from geoplan.plan import Plan
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 HEAT_STEP_M = 5.0  # a wire is sampled every few metres so its whole span glows
 HEAT_RADIUS_PX = 18
 HEAT_BLUR_PX = 14
+HEAT_MIN_OPACITY = 0.35  # leaflet.heat's faintest glow
+HEAT_MAX_ZOOM = 17  # zoom at which a point glows fully
 HEAT_SWATCH = "linear-gradient(90deg,blue,cyan,lime,yellow,red)"  # leaflet.heat's gradient
 INDEX_CLASSES = ("#fff5eb", "#fdd0a2", "#fd8d3c", "#d94801", "#7f2704")  # low → high
 
@@ -56,6 +58,27 @@ def heat_points(wires: gpd.GeoDataFrame, scores: Sequence[float]) -> list[list[f
     return [
         [float(lat), float(lon), round(float(w), 2)]
         for (lon, lat), w in zip(xy, weights[owner], strict=True)
+    ]
+
+
+def wire_hazards(wires: gpd.GeoDataFrame, scores: Mapping[str, tuple[float, str]]) -> list[float]:
+    """Return each wire's hazard score from :func:`wire_scores` (0 for a wire without one)."""
+    return [scores.get(str(w), (0.0, ""))[0] for w in column(wires, "wire_id")]
+
+
+def hazard_after(
+    wires: gpd.GeoDataFrame, now: Sequence[float], removals: pd.DataFrame
+) -> list[float]:
+    """Return each wire's hazard score once the plan is built: 0 for the wires it takes down.
+
+    ``now`` is each wire's score today (:func:`wire_hazards`), ``removals`` the plan's. A
+    removal without a meter box (its block stays unserved) leaves its wire up.
+    """
+    if "box_id" in removals.columns:
+        removals = removals[removals["box_id"].fillna("").astype(str) != ""]
+    gone = {str(w) for w in column(removals, "wire_id")}
+    return [
+        0.0 if str(w) in gone else s for w, s in zip(column(wires, "wire_id"), now, strict=True)
     ]
 
 
@@ -117,8 +140,12 @@ def heatmap_page(
     links: Mapping[str, str],
     back_links: Sequence[tuple[str, str]],
     tiles: str | None,
+    scores: Mapping[str, tuple[float, str]] | None = None,
 ) -> tuple[str, dict[str, int]]:
     """Render the hazard heatmap page.
+
+    ``scores`` are the plan's :func:`wire_scores` when the caller has them already
+    (:class:`~geoplan.maps._index.PlanIndex`); None works them out here.
 
     Returns
     -------
@@ -129,20 +156,11 @@ def heatmap_page(
     """
     layers = plan.layers
     wires = layers["flying_wires"]
-    scores = wire_scores(plan)
-    wire_score = [scores.get(str(w), (0.0, ""))[0] for w in column(wires, "wire_id")]
-    removals = plan.removals
-    if "box_id" in removals.columns:  # a wire whose block stays unserved is not taken down
-        removals = removals[removals["box_id"].fillna("").astype(str) != ""]
-    removed_by_plan = {str(w) for w in column(removals, "wire_id")}
-    after = [
-        0.0 if str(w) in removed_by_plan else s
-        for w, s in zip(column(wires, "wire_id"), wire_score, strict=True)
-    ]
-    frames = [layers["compounds"], wires]
-    joined = pd.concat([f.geometry for f in frames if len(f)], ignore_index=True)
-    bounds = gpd.GeoSeries(joined, crs=plan.crs).to_crs(4326).total_bounds
-    fmap = new_map(bounds, tiles=tiles)
+    wire_score = wire_hazards(wires, wire_scores(plan) if scores is None else scores)
+    after = hazard_after(wires, wire_score, plan.removals)
+    fmap = new_map(
+        _bounds({"compounds": layers["compounds"], "wires": wires}, plan.crs), tiles=tiles
+    )
 
     overlays: list[Overlay] = []
     limits: list[float] = []
@@ -150,14 +168,19 @@ def heatmap_page(
         index_overlay, limits = _index_overlay(layers["compounds"], plan.summary, links)
         overlays.append(index_overlay)
     now = heat_points(wires, wire_score)
-    heat_options = {"radius": HEAT_RADIUS_PX, "blur": HEAT_BLUR_PX, "min_opacity": 0.35}
+    heat_options = {
+        "radius": HEAT_RADIUS_PX,
+        "blur": HEAT_BLUR_PX,
+        "min_opacity": HEAT_MIN_OPACITY,
+        "max_zoom": HEAT_MAX_ZOOM,
+    }
     if now:
-        layer = HeatMap(now, name="隐患热力 Hazard now", max_zoom=17, **heat_options)
+        layer = HeatMap(now, name="隐患热力 Hazard now", **heat_options)
         overlays.append(Overlay("heat", "隐患热力 Hazard now", layer, len(now)))
     later = heat_points(wires, after)
     if later:
         label = "方案后残余 Hazard left after the plan"
-        layer = HeatMap(later, name=label, max_zoom=17, show=False, **heat_options)
+        layer = HeatMap(later, name=label, show=False, **heat_options)
         overlays.append(Overlay("heat_after", label, layer, len(later)))
     if len(wires):
         fields = [

@@ -17,13 +17,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from ._planmap import cable_colours, wire_scores
+from ._planmap import TRENCH_BUFFER_M, TRENCH_MIN_M, cable_colours, wire_scores
 
 if TYPE_CHECKING:
     from geoplan.plan import Plan
-
-TRENCH_BUFFER_M = 0.5  # a trench belongs to a page when a page's cable runs along it ...
-TRENCH_MIN_M = 0.5  # ... for more than this length
 
 _BY_COMPOUND = {
     "compounds": ("layers", "compounds"),

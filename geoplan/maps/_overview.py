@@ -22,9 +22,19 @@ import pandas as pd
 import shapely
 
 from ._dashboard import STATUS_LABELS
-from ._heatmap import HEAT_BLUR_PX, HEAT_RADIUS_PX, HEAT_SWATCH, INDEX_CLASSES, _classes
+from ._heatmap import (
+    HEAT_BLUR_PX,
+    HEAT_MAX_ZOOM,
+    HEAT_MIN_OPACITY,
+    HEAT_RADIUS_PX,
+    HEAT_SWATCH,
+    INDEX_CLASSES,
+    _classes,
+    hazard_after,
+    wire_hazards,
+)
 from ._page import Overlay, ScriptLayer, add_overlays, esc, legend, new_map, render, script_json
-from ._planmap import COLOURS, column, number
+from ._planmap import COLOURS, _bounds, column, number, wire_scores
 
 if TYPE_CHECKING:
     from geoplan.plan import Plan
@@ -221,10 +231,8 @@ def _href_parts(links: Mapping[str, str]) -> tuple[str, str]:
     return prefix, suffix
 
 
-def compound_table(
-    plan: Plan, links: Mapping[str, str]
-) -> tuple[dict[str, object], list[list[object]], list[float]]:
-    """Return the overview's table of compounds (escaped), its rows and hazard class limits.
+def compound_table(plan: Plan, links: Mapping[str, str]) -> tuple[dict[str, object], list[float]]:
+    """Return the overview's table of compounds (escaped) and its hazard class limits.
 
     One row per compound with a geometry, in the compounds layer's order, at a point
     inside the compound, with its figures from ``plan.summary``; columns :data:`COLUMNS`.
@@ -299,14 +307,7 @@ def compound_table(
         "statuses": statuses,
         "href": [esc(prefix), esc(suffix)],
     }
-    return table, rows, limits
-
-
-def figures_of(rows: Sequence[Sequence[object]], name: str) -> list[float]:
-    """Return one column of the table's rows as numbers (0 where missing)."""
-    at = COLUMNS.index(name)
-    values = [r[at] for r in rows]
-    return [float(v) if isinstance(v, int | float) else 0.0 for v in values]
+    return table, limits
 
 
 def heat_cells(wires: gpd.GeoDataFrame, scores: Sequence[float]) -> list[list[float]]:
@@ -344,8 +345,8 @@ def heat_cells(wires: gpd.GeoDataFrame, scores: Sequence[float]) -> list[list[fl
 def _heat_layer(points: list[list[float]], label: str, *, show: bool) -> ScriptLayer:
     top = float(np.quantile([p[2] for p in points], HEAT_MAX_QUANTILE)) if points else 1.0
     options = {
-        "minOpacity": 0.35,
-        "maxZoom": 17,
+        "minOpacity": HEAT_MIN_OPACITY,
+        "maxZoom": HEAT_MAX_ZOOM,
         "radius": HEAT_RADIUS_PX,
         "blur": HEAT_BLUR_PX,
         "max": round(max(top, 1.0), 1),
@@ -370,6 +371,7 @@ def overview_page(
     back_links: Sequence[tuple[str, str]],
     tiles: str | None,
     focus: Focus = "plan",
+    scores: Mapping[str, tuple[float, str]] | None = None,
 ) -> tuple[str, dict[str, int]]:
     """Render a city overview page: compound markers and the hazard heatmap.
 
@@ -389,6 +391,9 @@ def overview_page(
         ``"plan"`` (the district overview: markers coloured by priority, rings where
         blocks stay unserved, hazard now) or ``"hazard"`` (the heatmap overview: markers
         coloured by hazard index, hazard now and after the plan).
+    scores
+        The plan's :func:`~geoplan.maps._planmap.wire_scores` when the caller has them
+        already (:class:`~geoplan.maps._index.PlanIndex`); None works them out here.
 
     Returns
     -------
@@ -397,19 +402,13 @@ def overview_page(
     counts
         Features drawn per overlay key (``heat`` counts grid cells).
     """
-    from ._planmap import wire_scores
-
-    table, rows, limits = compound_table(plan, links)
+    table, limits = compound_table(plan, links)
+    rows: list[list[object]] = table["rows"]  # type: ignore[assignment]
     wires = plan.layers["flying_wires"]
-    scores = wire_scores(plan)
-    now = [scores.get(str(w), (0.0, ""))[0] for w in column(wires, "wire_id")]
-    frames = [f.geometry for f in (plan.layers["compounds"], wires) if len(f)]
-    bounds = (
-        gpd.GeoSeries(pd.concat(frames, ignore_index=True), crs=plan.crs).to_crs(4326).total_bounds
-        if frames
-        else [106.8, 39.6, 106.9, 39.7]
+    now = wire_hazards(wires, wire_scores(plan) if scores is None else scores)
+    fmap = new_map(
+        _bounds({"compounds": plan.layers["compounds"], "wires": wires}, plan.crs), tiles=tiles
     )
-    fmap = new_map(bounds, tiles=tiles)
 
     overlays: list[Overlay] = []
     heat_now = heat_cells(wires, now)
@@ -418,14 +417,7 @@ def overview_page(
         layer = _heat_layer(heat_now, label, show=True)
         overlays.append(Overlay("heat", label, layer, len(heat_now)))
     if focus == "hazard":
-        removals = plan.removals
-        if "box_id" in removals.columns:  # a wire whose block stays unserved stays up
-            removals = removals[removals["box_id"].fillna("").astype(str) != ""]
-        gone = {str(w) for w in column(removals, "wire_id")}
-        after = [
-            0.0 if str(w) in gone else s for w, s in zip(column(wires, "wire_id"), now, strict=True)
-        ]
-        heat_after = heat_cells(wires, after)
+        heat_after = heat_cells(wires, hazard_after(wires, now, plan.removals))
         if heat_after:
             label = "方案后残余 Hazard left after the plan"
             layer = _heat_layer(heat_after, label, show=False)
@@ -445,7 +437,8 @@ def overview_page(
             len(rows),
         )
     )
-    with_unserved = sum(1 for n in figures_of(rows, "unserved_blocks") if n)
+    at = COLUMNS.index("unserved_blocks")  # a whole number, or None where missing
+    with_unserved = sum(1 for row in rows if row[at])
     if focus == "plan" and with_unserved:
         ring = {"color": COLOURS["unserved"], "weight": 1.5, "fill": False, "opacity": 0.9}
         label = "未供电 Compounds with unserved blocks"

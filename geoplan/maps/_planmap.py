@@ -51,6 +51,8 @@ CABLE_PALETTE = (
     "#a6761d",
     "#666666",
 )
+TRENCH_BUFFER_M = 0.5  # a trench belongs to a compound page when its cables run along it ...
+TRENCH_MIN_M = 0.5  # ... for more than this length
 LABELS = {
     "compounds": "小区 Compounds",
     "buildings": "楼栋 Buildings",
@@ -433,8 +435,8 @@ def _select(plan: Plan, compound_id: str | None) -> dict[str, gpd.GeoDataFrame]:
     frames["supply_points"] = supplies[feeding | supplies.intersects(area)]
     trenches = plan.trenches
     if len(cables) and len(trenches):
-        along = cables.geometry.union_all().buffer(0.5)
-        frames["trenches"] = trenches[trenches.intersection(along).length > 0.5]
+        along = cables.geometry.union_all().buffer(TRENCH_BUFFER_M)
+        frames["trenches"] = trenches[trenches.intersection(along).length > TRENCH_MIN_M]
     else:
         frames["trenches"] = trenches.iloc[:0]
     return frames
