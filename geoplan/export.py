@@ -71,7 +71,7 @@ XLSX_SHEETS = (
     "removals",
     "unserved",
 )
-GEOJSON_PRECISION = 7
+GEOJSON_PRECISION = PRECISION
 CSV_ENCODING = "utf-8-sig"
 GEOGRAPHIC_CRS = "EPSG:4326"
 
@@ -349,7 +349,7 @@ def _write_geojson(frame: gpd.GeoDataFrame, path: Path, name: str) -> None:
             layer_options={"RFC7946": "YES", "COORDINATE_PRECISION": str(GEOJSON_PRECISION)},
         )
 
-    if promote or GEOJSON_PRECISION != PRECISION:
+    if promote:
         gdal(frame.to_crs(GEOGRAPHIC_CRS), path)
     else:
         write_geojson(frame, path, gdal)

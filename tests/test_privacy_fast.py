@@ -71,6 +71,7 @@ def test_redacting_masks_as_masking_every_text(rows: list[tuple[str, str]]) -> N
     frame["units"] = range(len(frame))
     texts = [t for row in rows for t in row]
     masker = Masker.from_texts(texts)
-    assert masker.masks == Masker.from_texts(t for t in texts if personal_numbers(t)).masks
+    # every number a text holds, found text by text by the plain regexes
+    assert set(masker.masks) == {n for t in texts for n in personal_numbers(t)}
     redacted = redact_frames({"blocks": frame}, masker=masker, drop=False)[0]["blocks"]
     pd.testing.assert_frame_equal(redacted, _masked_one_by_one(frame, masker))
