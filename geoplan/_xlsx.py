@@ -55,7 +55,7 @@ class _Texts:
     texts
         The distinct texts, ``&``, ``<`` and ``>`` escaped for XML.
     plain
-        Whether openpyxl writes every text as it is (see :data:`_PLAIN_TEXT`).
+        Whether openpyxl writes every text as it is (see :func:`_texts`).
     widest
         The largest :func:`_display_width`.
     """
@@ -179,8 +179,7 @@ def _format_sheet(
 
 
 # Text openpyxl writes as it is (escaping &, <, >): no control characters, no formula or
-# error code, no surrounding white space, not too long. (:func:`_texts` checks just this.)
-_PLAIN_TEXT = re.compile(r"[^\x00-\x1f=\s#][^\x00-\x1f]*(?<!\s)|[^\x00-\x1f=\s]?", re.DOTALL)
+# error code, no surrounding white space, not too long; :func:`_texts` checks just this.
 _PLAIN_DTYPES = ("int64", "float64", "bool")
 
 

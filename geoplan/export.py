@@ -104,11 +104,6 @@ GEOMETRY_TYPES = MappingProxyType(
     }
 )
 
-# The workbook's timestamp, and pieces of its writer the tests reach through this module.
-FIXED_TIME = _xlsx.FIXED_TIME
-_format_sheet = _xlsx._format_sheet
-_plain = _xlsx._plain
-_reproducible_zip = _xlsx._reproducible_zip
 # The GeoPackage's timestamp, fixed (as the workbook's, FIXED_TIME) for reproducible exports.
 _GDAL_DATE = "2000-01-01T00:00:00.000Z"
 #: Plans with at least this many features are written in parallel (:func:`_stage`).

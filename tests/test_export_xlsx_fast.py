@@ -8,8 +8,31 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+from openpyxl.utils import get_column_letter
 
-from geoplan import export
+from geoplan import _xlsx, export
+
+
+def _display_width(value: object) -> int:
+    """A cell's text width, CJK counting two (as geoplan wrote it cell by cell)."""
+    text = f"{value:,.2f}" if isinstance(value, float) else str(value)
+    return len(text) + sum(1 for ch in text if ord(ch) > 0x2E80)
+
+
+def _format_sheet_cell_by_cell(sheet: object, frame: pd.DataFrame) -> None:
+    """Freeze, filter, size and format a sheet cell by cell: the reference for widths."""
+    sheet.freeze_panes = "A2"  # type: ignore[attr-defined]
+    if len(frame):
+        sheet.auto_filter.ref = sheet.dimensions  # type: ignore[attr-defined]
+    for index, column in enumerate(frame.columns, start=1):
+        values = frame[column]
+        widest = max([_display_width(column), *(_display_width(v) for v in values)])
+        letter = get_column_letter(index)
+        sheet.column_dimensions[letter].width = min(widest + 2, 60)  # type: ignore[attr-defined]
+        if pd.api.types.is_float_dtype(values):
+            number_format = _xlsx._number_format(column)
+            for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):  # type: ignore[attr-defined]
+                cell.number_format = number_format
 
 
 def _slow_xlsx(tables: dict[str, pd.DataFrame]) -> bytes:
@@ -19,13 +42,10 @@ def _slow_xlsx(tables: dict[str, pd.DataFrame]) -> bytes:
         for name in export.XLSX_SHEETS:
             frame = tables[name]
             frame.to_excel(writer, sheet_name=name, index=False)
-            export._format_sheet(writer.sheets[name], frame)
-            sheet = writer.sheets[name]
-            if len(frame):
-                sheet.auto_filter.ref = sheet.dimensions
+            _format_sheet_cell_by_cell(writer.sheets[name], frame)
         writer.book.properties.creator = "geoplan"
-        writer.book.properties.created = export.FIXED_TIME
-    return export._reproducible_zip(buffer.getvalue(), {})
+        writer.book.properties.created = _xlsx.FIXED_TIME
+    return _xlsx._reproducible_zip(buffer.getvalue(), {})
 
 
 def _tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -61,6 +81,6 @@ def test_fast_sheets_match_openpyxl(rows: int) -> None:
 )
 def test_unusual_text_falls_back_to_openpyxl(text: str) -> None:
     frame = EDGY.assign(note=["plain", text, "", "x", "y", "z"])
-    assert not export._plain(frame)
+    assert not _xlsx._plain(frame)
     tables = _tables(frame)
     assert _entries(export._xlsx_bytes(tables)) == _entries(_slow_xlsx(tables))
