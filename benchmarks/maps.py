@@ -30,15 +30,13 @@ import argparse
 import itertools
 import json
 import logging
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-SIZES = {"10k": 10_000, "30k": 30_000, "100k": 100_000, "300k": 300_000, "1M": 1_000_000}
+from .run import SIZES, _peak_rss_mb, run_sizes
+
 NO_INDEX_SAMPLE = 20
 
 
@@ -52,10 +50,6 @@ class _Clock(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg == "wrote %s (%.0f kB)":
             self.marks.append((Path(str(record.args[0])).name, time.perf_counter()))  # type: ignore[index]
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _write_some(plan: Any, out: Path, pages: int, times: dict[str, float]) -> list[Path]:
@@ -259,18 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(json.dumps(result))
         return 0
-    labels = [s.strip() for s in args.sizes.split(",") if s.strip()]
-    unknown = [s for s in labels if s not in SIZES]
-    if unknown:
-        parser.error(f"unknown size(s) {', '.join(unknown)}; use {', '.join(SIZES)}")
-    results = []
-    for label in labels:
-        print(f"running {label} ...", file=sys.stderr, flush=True)
-        command = [sys.executable, "-m", "benchmarks.maps", "--one", label, "--pages", args.pages]
-        command += ["--no-index"] * args.no_index + ["--full"] * args.full
-        command += ["--keep", args.keep] if args.keep else []
-        done = subprocess.run(command, check=True, capture_output=True, text=True)
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    extra = ["--pages", args.pages, *["--no-index"] * args.no_index, *["--full"] * args.full]
+    extra += ["--keep", args.keep] if args.keep else []
+    results = run_sizes(parser, args.sizes, "benchmarks.maps", extra)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(table(results))

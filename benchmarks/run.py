@@ -288,6 +288,27 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def run_sizes(
+    parser: argparse.ArgumentParser, sizes: str, module: str, extra: list[str]
+) -> list[dict[str, Any]]:
+    """Run ``python -m module --one SIZE *extra`` for each of the comma-separated sizes.
+
+    Each size runs in a process of its own (its peak memory is its own); returns the JSON
+    each printed last.
+    """
+    labels = [s.strip() for s in sizes.split(",") if s.strip()]
+    unknown = [s for s in labels if s not in SIZES]
+    if unknown:
+        parser.error(f"unknown size(s) {', '.join(unknown)}; use {', '.join(SIZES)}")
+    results = []
+    for label in labels:
+        print(f"running {label} ...", file=sys.stderr, flush=True)
+        command = [sys.executable, "-m", module, "--one", label, *extra]
+        done = subprocess.run(command, check=True, capture_output=True, text=True)
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark for each size in a fresh process and report."""
     parser = argparse.ArgumentParser(
@@ -309,20 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.one:
         print(json.dumps(run_one(args.one, SIZES[args.one], seed=args.seed)))
         return 0
-    labels = [s.strip() for s in args.sizes.split(",") if s.strip()]
-    unknown = [s for s in labels if s not in SIZES]
-    if unknown:
-        parser.error(f"unknown size(s) {', '.join(unknown)}; use {', '.join(SIZES)}")
-    results = []
-    for label in labels:
-        print(f"running {label} ...", file=sys.stderr, flush=True)
-        done = subprocess.run(
-            [sys.executable, "-m", "benchmarks.run", "--one", label, "--seed", str(args.seed)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    results = run_sizes(parser, args.sizes, "benchmarks.run", ["--seed", str(args.seed)])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {"machine": machine(), "results": results}
