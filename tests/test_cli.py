@@ -143,3 +143,14 @@ def test_validate_with_bad_flags(tmp_path: Path, flags: list[str], expected: str
     path = write_layers(make_layers(), tmp_path / "layers")
     result = geoplan("validate", path, *flags, cwd=tmp_path)
     assert_user_error(result, [expected])
+
+
+def test_offline_maps_refuse_an_online_base_map(tmp_path: Path) -> None:
+    path = write_layers(make_layers(), tmp_path / "layers")
+    result = geoplan(
+        "plan", path, "--out", "plan", "--offline", "--tiles", "OpenStreetMap", cwd=tmp_path
+    )
+    assert result.returncode == EXIT_BAD_INPUT
+    assert "--offline" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "plan").exists()

@@ -148,27 +148,3 @@ def test_the_export_command_rewrites_a_plan_folder(tmp_path: Path):
     assert missing.returncode == 2
     assert "Traceback" not in missing.stderr
     assert "plan.gpkg" in missing.stderr
-
-
-def test_offline_maps_refuse_an_online_base_map(tmp_path: Path):
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "geoplan.cli",
-            "plan",
-            str(SAMPLE_DIR),
-            "--out",
-            str(tmp_path / "plan"),
-            "--offline",
-            "--tiles",
-            "OpenStreetMap",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 2
-    assert "--offline" in done.stderr
-    assert "Traceback" not in done.stderr
-    assert not (tmp_path / "plan").exists()
