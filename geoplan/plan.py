@@ -376,7 +376,13 @@ def _summary(
 def _stats(
     boxes: gpd.GeoDataFrame, cables: gpd.GeoDataFrame, routes: Routes, unserved: pd.DataFrame
 ) -> dict[str, float | int | str]:
-    """Headline figures of a plan (what the command line prints)."""
+    """Headline figures of a plan (what the command line prints).
+
+    ``unserved_<reason>`` counts the unserved boxes for every reason routing can give,
+    0 when none, so that the figures of any two plans have the same keys.
+    """
+    from .routing import BEYOND_RADIUS, NO_CAPACITY, NO_CIRCUIT, NO_PATH
+
     trench_m = float(routes.trenches["length_m"].sum())
     separate_m = routes.separate_trench_m
     stats: dict[str, float | int | str] = {
@@ -396,6 +402,7 @@ def _stats(
         "max_voltage_drop_pct": float(cables["voltage_drop_pct"].max()) if len(cables) else 0.0,
         "unserved_boxes": len(unserved),
     }
-    for reason, count in unserved["reason"].value_counts().sort_index().items():
-        stats[f"unserved_{reason}"] = int(count)
+    counts = unserved["reason"].value_counts()
+    for reason in sorted({NO_PATH, BEYOND_RADIUS, NO_CAPACITY, NO_CIRCUIT, *counts.index}):
+        stats[f"unserved_{reason}"] = int(counts.get(reason, 0))
     return stats
