@@ -46,6 +46,7 @@ FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
 
 _EPS_M = 1e-6  # disc margin: node coordinates vs. summed edge lengths
+_COPY_CHUNK = 2_000  # sources whose local copies are built at once
 _TINY = np.nextafter(0.0, 1.0)  # a zero weight, as scipy's spanning tree keeps it
 
 
@@ -123,9 +124,54 @@ def adjacency(arrays: GraphArrays) -> sparse.csr_array:
 def local_copies(
     arrays: GraphArrays, matrix: sparse.csr_array, sources: IntArray, radius_m: float
 ) -> Copies:
-    """Copy, for each source node, the graph within ``radius_m`` of it (straight line)."""
-    n = arrays.n_nodes
+    """Copy, for each source node, the graph within ``radius_m`` of it (straight line).
+
+    Built :data:`_COPY_CHUNK` sources at a time, so that the transient arrays stay small
+    (at a million edges the whole lot at once added 0.75 GB to the peak).
+    """
     tree = cKDTree(arrays.node_xy)
+    nodes, ea, eb, row, counts = [], [], [], [], []
+    sources_at = np.zeros(len(sources), dtype=np.int64)
+    offset = 0
+    for lo in range(0, len(sources), _COPY_CHUNK):
+        chunk = sources[lo : lo + _COPY_CHUNK]
+        node, count, part = _copy_chunk(arrays, matrix, tree, chunk, radius_m)
+        sources_at[lo : lo + len(chunk)] = part[0] + offset
+        nodes.append(node)
+        counts.append(count)
+        ea.append(part[1] + offset)
+        eb.append(part[2] + offset)
+        row.append(part[3])
+        offset += len(node)
+    count = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
+
+    def joined(parts: list[IntArray]) -> IntArray:
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    return Copies(
+        node=joined(nodes),
+        block=np.repeat(np.arange(len(sources)), count),
+        first=np.concatenate([[0], np.cumsum(count)]),
+        source=sources_at,
+        ea=joined(ea),
+        eb=joined(eb),
+        row=joined(row),
+    )
+
+
+def _copy_chunk(
+    arrays: GraphArrays,
+    matrix: sparse.csr_array,
+    tree: cKDTree,
+    sources: IntArray,
+    radius_m: float,
+) -> tuple[IntArray, IntArray, tuple[IntArray, IntArray, IntArray, IntArray]]:
+    """Build the copies of some sources, their entries numbered from 0.
+
+    Returns each entry's node, the number of entries per source, and (each source's own
+    entry, the copy edges' two entries, their graph edge rows).
+    """
+    n = arrays.n_nodes
     found = tree.query_ball_point(arrays.node_xy[sources], radius_m + _EPS_M, return_sorted=True)
     counts = np.fromiter((len(f) for f in found), dtype=np.int64, count=len(found))
     node = (
@@ -133,8 +179,8 @@ def local_copies(
         if counts.sum()
         else np.zeros(0, dtype=np.int64)
     )
+    del found
     block = np.repeat(np.arange(len(sources)), counts)
-    first = np.concatenate([[0], np.cumsum(counts)])
     keys = block * n + node
     source = np.searchsorted(keys, np.arange(len(sources)) * n + sources)
 
@@ -149,15 +195,8 @@ def local_copies(
     at = np.searchsorted(keys, want)
     at[at >= len(keys)] = 0
     hit = keys[at] == want
-    return Copies(
-        node=node,
-        block=block,
-        first=first,
-        source=source,
-        ea=owner[hit],
-        eb=at[hit],
-        row=(data[position[hit]] - 1).astype(np.int64),
-    )
+    row = (data[position[hit]] - 1).astype(np.int64)
+    return node, counts, (source, owner[hit], at[hit], row)
 
 
 def tree_sums(pred: IntArray, step: FloatArray, reached: BoolArray) -> FloatArray:
@@ -264,14 +303,19 @@ def candidate_pairs(
     empty = Search(copies, np.zeros(0, bool), np.zeros(0, np.int64), np.zeros(0), ids)
     if not ids:
         return pd.DataFrame(columns=columns), empty, np.zeros(0, dtype=np.int64)
-    by_length = copies.matrix(arrays.length_m)
-    dist = csgraph.dijkstra(by_length, indices=copies.source, min_only=True, limit=reach_m * 2)
+    dist = csgraph.dijkstra(
+        copies.matrix(arrays.length_m), indices=copies.source, min_only=True, limit=reach_m * 2
+    )
     in_reach = dist <= reach_m
+    del dist
     keep = in_reach[copies.ea] & in_reach[copies.eb]
-    by_cost = copies.matrix(arrays.weight, keep)
     cost, pred = csgraph.dijkstra(
-        by_cost, indices=copies.source, min_only=True, return_predecessors=True
+        copies.matrix(arrays.weight, keep),
+        indices=copies.source,
+        min_only=True,
+        return_predecessors=True,
     )[:2]
+    del keep
     pred = pred.astype(np.int64)
     reached = np.isfinite(cost) & in_reach
     length = tree_sums(pred, step_values(copies, pred, arrays.length_m), reached)
@@ -389,12 +433,11 @@ def _mehlhorn(arrays: GraphArrays, copies: Copies, terminal: BoolArray) -> IntAr
     )
     pred = pred.astype(np.int64)
     owner = owner.astype(np.int64)
-    ea, eb, row = copies.ea, copies.eb, copies.row
-    one_way = ea < eb
-    ea, eb, row = ea[one_way], eb[one_way], row[one_way]
+    ea, eb = copies.ea, copies.eb
     oa, ob = owner[ea], owner[eb]
-    bridge = (oa != ob) & (oa >= 0) & (ob >= 0)
-    ea, eb, row, oa, ob = ea[bridge], eb[bridge], row[bridge], oa[bridge], ob[bridge]
+    bridge = np.flatnonzero((ea < eb) & (oa != ob) & (oa >= 0) & (ob >= 0))
+    del owner
+    ea, eb, row, oa, ob = ea[bridge], eb[bridge], copies.row[bridge], oa[bridge], ob[bridge]
     through = dist[ea] + weight[row] + dist[eb]
     lo, hi = np.minimum(oa, ob), np.maximum(oa, ob)
     order = np.lexsort((through, hi, lo))
@@ -421,10 +464,8 @@ def _mehlhorn(arrays: GraphArrays, copies: Copies, terminal: BoolArray) -> IntAr
     lo2, hi2 = np.minimum(ua, ub), np.maximum(ua, ub)
     pair = _distinct(lo2 * n + hi2)
     lo2, hi2 = pair // n, pair % n
-    edge_keys = np.minimum(copies.ea, copies.eb) * n + np.maximum(copies.ea, copies.eb)
-    korder = np.argsort(edge_keys)
-    edge_at = korder[np.searchsorted(edge_keys, pair, sorter=korder)]
-    w3 = np.maximum(weight[copies.row[edge_at]], _TINY)
+    w3 = np.maximum(by_cost[lo2, hi2], _TINY)  # each copy edge's weight[row]
+    del by_cost
     union = sparse.csr_array((w3, (lo2, hi2)), shape=(n, n))
     tree = sparse.coo_array(csgraph.minimum_spanning_tree(union))
     tu, tv = tree.row.astype(np.int64), tree.col.astype(np.int64)

@@ -10,9 +10,10 @@ higher node id.
 Decisions worth knowing:
 
 * **Noding.** Corridor ends within ``[network] node_tolerance_m`` of another corridor are
-  extended onto it, then all lines are noded at once with :func:`shapely.node` (crossings
-  without a shared vertex included); node ids follow the sorted coordinates, rounded to
-  1 mm, so the graph does not depend on the order of the input rows. Corridors that
+  extended onto it, then the lines are noded with :func:`shapely.node` (crossings
+  without a shared vertex included; a city in strips on two threads); node ids follow
+  the sorted coordinates, rounded to 1 mm, so the graph does not depend on the order of
+  the input rows. Corridors that
   overlap are dissolved and the overlap keeps the cheaper surface.
 * **Parallel edges.** When several edges join the same two nodes, the cheapest stays
   intact and every other one is split at its midpoint (a closed loop at its thirds), so
@@ -33,6 +34,7 @@ import itertools
 import logging
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import geopandas as gpd
 import networkx as nx
@@ -68,6 +70,9 @@ from .errors import LayerError, Problem
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
+
+_STRIP_LINES = 100_000  # more corridor lines than this are noded in strips, in parallel
+_STRIP_MARGIN_M = 1.0  # a strip takes in the lines within this of its owned lines' extent
 
 __all__ = [
     "OPEN_SURFACE",
@@ -431,33 +436,80 @@ def _merge_close_ends(lines: GeomArray, tolerance_m: float) -> GeomArray:
 
 
 def _node_lines(lines: GeomArray, polygons: GeomArray) -> tuple[GeomArray, IntArray]:
-    """Node the lines; drop parts inside barriers; return pieces and their source line."""
-    extra: list[GeomArray] = []
+    """Node the lines; drop parts inside barriers; return pieces and their source line.
+
+    Up to :data:`_STRIP_LINES` lines are noded at once; more are noded in vertical strips
+    on two threads (shapely releases the GIL), each strip with every line that reaches
+    into it, keeping the pieces of the lines it owns: a line's pieces depend only on the
+    lines it meets, so the result is the same, in another order.
+    """
     tree = shapely.STRtree(polygons)
+    outlines = np.zeros(0, dtype=object)
     if len(polygons):
         li, pj = tree.query(lines, predicate="intersects")
         hit = shapely.relate_pattern(lines[li], polygons[pj], _INTERIOR)
         cut_by = _distinct(pj[hit])
         if cut_by.size:  # their outlines cut the corridors where they enter a barrier
-            extra.append(shapely.get_parts(shapely.boundary(polygons[cut_by])))
-    noded = shapely.node(shapely.multilinestrings(np.concatenate([lines, *extra])))
-    pieces = shapely.get_parts(noded)
-    del noded  # a copy of every piece: hundreds of MB for a city
-    inner = shapely.points(_inner_points(pieces))
-    pi, li = shapely.STRtree(lines).query(inner, predicate="dwithin", distance=_GRID_M)
-    source = np.full(len(pieces), len(lines), dtype=np.int64)
-    np.minimum.at(source, pi, li)  # overlapping corridors: the cheaper (lower rank) wins
-    keep = source < len(lines)
+            outlines = shapely.get_parts(shapely.boundary(polygons[cut_by]))
+    n_strips = 2 * -(-len(lines) // (2 * _STRIP_LINES)) if len(lines) > _STRIP_LINES else 1
+    if n_strips <= 1:
+        everything = np.arange(len(lines))
+        pieces, source = _node_strip(lines, outlines, everything, everything >= 0)
+    else:
+        pieces, source = _node_in_strips(lines, outlines, n_strips)
+    keep = np.ones(len(pieces), dtype=bool)
     if len(polygons):
-        inside, _ = tree.query(inner, predicate="within")
+        inside, _ = tree.query(shapely.points(_inner_points(pieces)), predicate="within")
         keep[inside] = False
     logger.debug(
         "noded %d corridor lines into %d pieces (%d inside barriers)",
         len(lines),
         int(keep.sum()),
-        int((source < len(lines)).sum() - keep.sum()),
+        int((~keep).sum()),
     )
     return pieces[keep], source[keep]
+
+
+def _node_strip(
+    lines: GeomArray, outlines: GeomArray, member: IntArray, owned: BoolArray
+) -> tuple[GeomArray, IntArray]:
+    """Node ``lines`` with ``outlines``; the pieces of the ``owned`` lines and their source.
+
+    ``lines`` are those reaching into a strip, ``member`` their indices among all lines
+    (ascending); those not ``owned`` only cut. A piece's source is the lowest-ranked line
+    it lies on (the cheaper of overlapping corridors); pieces whose source is not owned
+    are left out.
+    """
+    noded = shapely.node(shapely.multilinestrings(np.concatenate([lines, outlines])))
+    pieces = shapely.get_parts(noded)
+    del noded  # a copy of every piece: hundreds of MB for a city
+    inner = shapely.points(_inner_points(pieces))
+    pi, li = shapely.STRtree(lines).query(inner, predicate="dwithin", distance=_GRID_M)
+    first = np.full(len(pieces), len(lines), dtype=np.int64)
+    np.minimum.at(first, pi, li)  # member is ascending: the lowest rank
+    keep = first < len(lines)
+    keep[keep] = owned[first[keep]]
+    return pieces[keep], member[first[keep]]
+
+
+def _node_in_strips(
+    lines: GeomArray, outlines: GeomArray, n_strips: int
+) -> tuple[GeomArray, IntArray]:
+    """Node the lines in ``n_strips`` vertical strips of equal line counts, on two threads."""
+    bounds = shapely.bounds(lines)
+    outline_bounds = shapely.bounds(outlines) if len(outlines) else np.zeros((0, 4))
+    centre = (bounds[:, 0] + bounds[:, 2]) / 2
+    by_x = np.argsort(centre, kind="stable")
+    jobs = []
+    for chunk in np.array_split(by_x, n_strips):
+        low = bounds[chunk, 0].min() - _STRIP_MARGIN_M
+        high = bounds[chunk, 2].max() + _STRIP_MARGIN_M
+        member = np.flatnonzero((bounds[:, 2] >= low) & (bounds[:, 0] <= high))
+        cutting = (outline_bounds[:, 2] >= low) & (outline_bounds[:, 0] <= high)
+        jobs.append((lines[member], outlines[cutting], member, np.isin(member, chunk)))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = list(pool.map(lambda job: _node_strip(*job), jobs))
+    return np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done])
 
 
 def _split_parallels(
