@@ -10,6 +10,7 @@ from .export import export_plan as export_plan
 from .export import read_plan_layers as read_plan_layers
 from .layers import Layers as Layers
 from .layers import read_layers as read_layers
+from .layers import summarize as summarize
 from .layers import validate_layers as validate_layers
 from .plan import Plan as Plan
 from .plan import plan as plan
