@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ._geometry import _in_threads
 from .costs import box_cost_cny
 from .electrical import box_phases, design_load_kw
 from .settings import Settings
@@ -209,8 +210,8 @@ def _sections_of(
     start = origin + along * i / n
     end = origin + along * (i + 1) / n
     ring = np.stack([start, end, end + across, start + across, start], axis=1)
-    strips = shapely.buffer(shapely.polygons(ring), 0.01, quad_segs=16)
-    pieces = shapely.intersection(geoms[b], strips)
+    strips = _in_threads(shapely.buffer, shapely.polygons(ring), 0.01, quad_segs=16)
+    pieces = _in_threads(shapely.intersection, geoms[b], strips)
     polygon = shapely.get_type_id(pieces) == 3
     pieces[~polygon] = shapely.convex_hull(pieces[~polygon])
     out[cut] = pieces
@@ -234,11 +235,10 @@ def _sites(
     if not has.size:
         return out
     rings = shapely.get_exterior_ring(sections[has])
-    outer = shapely.intersection(
-        rings, shapely.buffer(shapely.get_exterior_ring(blocks[has]), _EDGE_TOLERANCE_M)
-    )
+    edges = _in_threads(shapely.buffer, shapely.get_exterior_ring(blocks[has]), _EDGE_TOLERANCE_M)
+    outer = _in_threads(shapely.intersection, rings, edges)
     outer = np.where(shapely.is_empty(outer), rings, outer)
-    lines = shapely.shortest_line(outer, targets[has])
+    lines = _in_threads(shapely.shortest_line, outer, targets[has])
     on_edge = shapely.get_coordinates(shapely.get_point(lines, 0))
     direction = on_edge - shapely.get_coordinates(centroid[has])
     norm = np.hypot(direction[:, 0], direction[:, 1])
