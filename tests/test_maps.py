@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import pandas as pd
 import pytest
 
 from geoplan.layers import Layers, read_layers
-from geoplan.maps import compound_file, write_maps
+from geoplan.maps import MapPage, compound_file, district_map, write_maps
 from geoplan.maps._page import esc
 from geoplan.maps._planmap import box_fields
 from geoplan.plan import Plan
@@ -312,3 +313,113 @@ def test_box_fields_show_positions_and_cable_escaped():
     assert rows["电缆长度 cable length"] == ["85.2 m", ""]
     overlay_text = esc(rows["电源 supply"][0])
     assert overlay_text == "&lt;T1&gt;"
+
+
+# ------------------------------------------------------------ district_map (inline pages)
+
+
+def _counts(page: str) -> dict[str, int]:
+    """Return the features drawn per overlay (``window.geoplan.counts``) of a page."""
+    return json.loads(re.search(r"counts: (\{.*\}),", page).group(1))
+
+
+def _without_links(page: str) -> str:
+    """Return a written page without the links that go nowhere when it is shown alone.
+
+    The legend's links to the other pages, and the compound popups' map row with its
+    link to the compound's page (field ``f7``; ``<`` is ``\\u003c`` in the page's JSON).
+    """
+    page = re.sub(
+        r'(<div class="gp-legend">.*?)(?:<a href="[^"]*">[^<]*</a>)+(</div>)', r"\1\2", page
+    )
+    page = re.sub(r', "f7": "\\u003ca href=\\"[^"\\]*\\"\\u003e[^"]*\\u003c/a\\u003e"', "", page)
+    return page.replace(', "f7"];', "];").replace(', "\\u5730\\u56fe map"];', "];")
+
+
+def _legend(page: str) -> str:
+    return re.search(r'<div class="gp-legend">.*?</div>\s*$', page, re.MULTILINE).group(0)
+
+
+def test_district_map_is_the_written_page_without_its_links(plan: Plan, pages: list[Path]):
+    written = pages[1].read_text(encoding="utf-8")
+    page = district_map(plan)
+    assert page.title == "区域方案图 District plan"
+    assert 'href="heatmap.html"' in _legend(written)  # the written page links to the others
+    assert "<a " not in _legend(page.html)  # ... the inline one does not
+    assert "open the compound map" not in page.html
+    assert page.html == _without_links(written) != written  # all else is the same
+    assert external_urls(page.html) == []
+    assert "<link" not in page.html
+    assert "L.map(" in page.html
+    assert "leaflet-control-layers" in page.html  # Leaflet's CSS is inlined
+
+
+def test_district_map_shows_inline_and_saves(tmp_path: Path):
+    html = "<html><p title=\"a &amp; b\">'x' <script>window.__pwned = 1</script></p></html>"
+    page = MapPage(html=html, title="t", height_px=420)
+    shown = page._repr_html_()
+    assert shown.startswith('<div><iframe srcdoc="')
+    srcdoc, quote, rest = shown.removeprefix('<div><iframe srcdoc="').partition('"')
+    assert quote
+    assert rest == ' style="width: 100%; height: 420px; border: 0"></iframe></div>'
+    assert "<" not in srcdoc
+    assert "'" not in srcdoc
+    assert unescape(srcdoc) == html
+    assert repr(page) == "MapPage('t', 0 kB)"  # never the whole page
+    saved = page.save(tmp_path / "maps" / "district.html")
+    assert saved == tmp_path / "maps" / "district.html"
+    assert saved.read_bytes() == html.encode("utf-8")
+
+
+def test_district_map_of_one_compound(plan: Plan, pages: list[Path]):
+    cid = sorted(plan.layers["compounds"]["compound_id"])[0]
+    written = pages[3].read_text(encoding="utf-8")
+    page = district_map(plan, compound_id=cid)
+    name = plan.layers["compounds"].set_index("compound_id").loc[cid, "name"]
+    assert page.title == f"{name} ({cid})"
+    assert page.html == _without_links(written) != written
+    assert "<a " not in _legend(page.html)
+
+
+def test_district_map_city_overview(plan: Plan):
+    page = district_map(plan, scale="city")
+    assert page.title == "区域概览图 District overview"
+    assert "<a " not in _legend(page.html)
+    rows = json.loads(re.search(r'"rows":(\[\[.*?\]\]),', page.html).group(1))
+    assert len(rows) == len(plan.layers["compounds"])
+    assert {row[-1] for row in rows} == {None}  # no compound has a link (href) to its page
+    assert external_urls(page.html) == []
+    assert "L.map(" in page.html
+
+
+def test_district_map_refuses_unknown_compounds_and_scales(plan: Plan):
+    with pytest.raises(ValueError, match="'nowhere' is not a compound"):
+        district_map(plan, compound_id="nowhere")
+    with pytest.raises(ValueError, match="scale must be one of"):
+        district_map(plan, scale="street")  # type: ignore[arg-type]
+
+
+def test_district_map_keeps_personal_data_out(tmp_path: Path):
+    from conftest import make_layers, write_layers
+
+    mobile, masked, phone_id = "13912345678", "139****5678", "13700001111"
+    layers = read_layers(write_layers(make_layers(), tmp_path / "layers"))
+    frames = dict(layers.frames)
+    for name, frame in frames.items():  # compound C2's id is a phone number, in every layer
+        if "compound_id" in frame.columns:
+            frames[name] = frame.assign(compound_id=frame["compound_id"].replace("C2", phone_id))
+    compounds = frames["compounds"]
+    frames["compounds"] = compounds.assign(
+        name=compounds["name"].replace("海北小区", f"海北小区 {mobile}"), 户主="张秀英"
+    )
+    made = make_plan(Layers(frames=frames, crs=layers.crs, sources=layers.sources))
+    for page in (
+        district_map(made),
+        district_map(made, compound_id="C1"),
+        district_map(made, compound_id=phone_id),
+    ):
+        for secret in (mobile, phone_id, "张秀英"):
+            assert secret not in page.html, (page.title, secret)
+            assert secret not in page.title
+    assert district_map(made, compound_id="C1").title == f"海北小区 {masked} (C1)"
+    assert _counts(district_map(made, compound_id=phone_id).html)["meter_boxes"] == 1

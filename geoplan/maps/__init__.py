@@ -5,7 +5,9 @@ request at all (Leaflet and leaflet.heat are inlined from installed packages), s
 opens from a shared folder on an intranet without internet. ``tiles="OpenStreetMap"`` (or
 any folium tiles name or URL) adds an online base layer when asked for.
 
-Maps read a :class:`~geoplan.plan.Plan`; they never recompute it.
+Maps read a :class:`~geoplan.plan.Plan`; they never recompute it. :func:`write_maps`
+writes every page; :func:`district_map` makes the plan map alone, to show inline in
+Jupyter or save as one file.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,6 +36,8 @@ Scale = Literal["auto", "district", "city"]
 SCALES: tuple[Scale, ...] = ("auto", "district", "city")
 _SAFE_NAME = re.compile(r"[^\w-]", re.UNICODE)
 _MAX_NAME = 80
+_DISTRICT_PLAN = "区域方案图 District plan"
+_DISTRICT_OVERVIEW = "区域概览图 District overview"
 
 
 def compound_file(compound_id: str) -> str:
@@ -54,6 +62,29 @@ def _write(path: Path, text: str) -> Path:
         raise OutputError(msg) from None
     logger.info("wrote %s (%.0f kB)", path, path.stat().st_size / 1000)
     return path
+
+
+@contextmanager
+def _page_modules() -> Iterator[None]:
+    """Turn a missing folium or xstatic-leaflet, met importing the page modules, into advice."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
+        msg = (
+            f"geoplan maps need folium and xstatic-leaflet ({exc.name} is missing): "
+            "pip install folium xstatic-leaflet"
+        )
+        raise ImportError(msg) from exc
+
+
+def _compound_names(plan: Plan) -> dict[str, str]:
+    """Return ``{compound_id: name}`` (ids as text)."""
+    compounds = plan.layers["compounds"]
+    return dict(zip(compounds["compound_id"].astype(str), compounds["name"], strict=True))
+
+
+def _compound_title(names: dict[str, str], compound_id: str) -> str:
+    return f"{names.get(compound_id) or compound_id} ({compound_id})"
 
 
 def map_features(plan: Plan) -> int:
@@ -139,18 +170,12 @@ def write_maps(
         ``scale`` is not one of the three.
     """
     chosen = map_scale(plan, scale)  # before any work: a bad value fails at once
-    try:
+    with _page_modules():
         from ._dashboard import dashboard_page
         from ._heatmap import heatmap_page
         from ._index import PlanIndex
         from ._overview import overview_page
         from ._planmap import plan_page
-    except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
-        msg = (
-            f"geoplan maps need folium and xstatic-leaflet ({exc.name} is missing): "
-            "pip install folium xstatic-leaflet"
-        )
-        raise ImportError(msg) from exc
     from geoplan import __version__
     from geoplan.privacy import redact_plan
 
@@ -176,7 +201,7 @@ def write_maps(
         )
     ]
     home = [("index.html", "看板 Dashboard")]
-    district_label = "区域概览图 District overview" if city else "区域方案图 District plan"
+    district_label = _DISTRICT_OVERVIEW if city else _DISTRICT_PLAN
     district_back = [*home, ("heatmap.html", "隐患热力图 Hazard heatmap")]
     index = PlanIndex(plan)  # wire scores and cable colours, once for every page
     shared: dict[str, Any] = {"plan": plan, "links": from_root, "tiles": tiles}  # both top maps
@@ -196,19 +221,13 @@ def write_maps(
         heat, _ = heatmap_page(**shared, title=title, back_links=heat_back, scores=index.scores)
     paths.append(_write(out_dir / "district.html", district))
     paths.append(_write(out_dir / "heatmap.html", heat))
-    names = dict(
-        zip(
-            plan.layers["compounds"]["compound_id"].astype(str),
-            plan.layers["compounds"]["name"],
-            strict=True,
-        )
-    )
+    names = _compound_names(plan)
     up = [("../index.html", "看板 Dashboard"), ("../district.html", district_label)]
     for cid in ids:
         page, _ = plan_page(
             plan,
             compound_id=cid,
-            title=f"{names.get(cid) or cid} ({cid})",
+            title=_compound_title(names, cid),
             links=from_compound,
             back_links=up,
             tiles=tiles,
@@ -219,4 +238,121 @@ def write_maps(
     return paths
 
 
-__all__ = ["CITY_FEATURES", "compound_file", "map_features", "map_scale", "write_maps"]
+@dataclass(frozen=True, repr=False)
+class MapPage:
+    """One self-contained map page: shown inline by Jupyter, or saved as an HTML file.
+
+    Parameters
+    ----------
+    html
+        The whole page, as :func:`write_maps` writes it (Leaflet inlined).
+    title
+        The page's title.
+    height_px
+        Height of the frame that shows the page inline.
+    """
+
+    html: str
+    title: str
+    height_px: int = 600
+
+    def __repr__(self) -> str:
+        """Name the page and its size (the page itself is far too long to print)."""
+        return f"MapPage({self.title!r}, {len(self.html.encode('utf-8')) / 1000:,.0f} kB)"
+
+    def _repr_html_(self) -> str:
+        """Return the page in an iframe (escaped into ``srcdoc``), as Jupyter shows it."""
+        style = f"width: 100%; height: {int(self.height_px)}px; border: 0"
+        return f'<div><iframe srcdoc="{escape(self.html)}" style="{style}"></iframe></div>'
+
+    def save(self, path: str | Path) -> Path:
+        """Write the page to ``path`` (UTF-8; folders created) and return the path.
+
+        Raises
+        ------
+        OutputError
+            The file cannot be written.
+        """
+        return _write(Path(path), self.html)
+
+
+def district_map(
+    plan: Plan,
+    *,
+    compound_id: str | None = None,
+    tiles: str | None = None,
+    scale: Scale = "auto",
+    height_px: int = 600,
+) -> MapPage:
+    """Return the plan map of the district, or of one compound, as one page in memory.
+
+    The page is the ``district.html`` (or compound page) that :func:`write_maps` writes,
+    offline in the same way (Leaflet inlined, no request at all), without the legend's
+    links to the dashboard and heatmap and the popups' links to compound pages: those
+    pages do not exist beside it. In Jupyter the returned page shows inline; ``.html`` is
+    its text and ``.save(path)`` writes it.
+
+    Parameters
+    ----------
+    plan
+        The plan to show; columns that look personal and phone or ID numbers are left
+        out unless its settings say ``include_personal`` (:mod:`geoplan.privacy`).
+    compound_id
+        None (default) for the whole district; a compound's id for its map alone.
+    tiles
+        None (default) for an offline page on a plain background; a folium tiles name or
+        a tile URL template for an online base layer.
+    scale
+        As for :func:`write_maps`: above :data:`CITY_FEATURES` features ``"auto"`` draws
+        the district as an overview (one marker per compound). A compound's map is
+        drawn in full at every scale.
+    height_px
+        Height of the inline frame.
+
+    Returns
+    -------
+    page
+        The page (:class:`MapPage`).
+
+    Raises
+    ------
+    ImportError
+        folium or xstatic-leaflet is not installed.
+    ValueError
+        ``scale`` is not one of the three, or ``compound_id`` is not a compound of the plan.
+    """
+    chosen = map_scale(plan, scale)
+    with _page_modules():
+        from ._overview import overview_page
+        from ._planmap import plan_page
+    from geoplan.privacy import redact_plan
+
+    ids = plan.layers["compounds"]["compound_id"].astype(str).tolist()
+    if compound_id is not None and str(compound_id) not in ids:
+        msg = f"{compound_id!r} is not a compound of the plan"
+        raise ValueError(msg)
+    shown = redact_plan(plan)
+    options: dict[str, Any] = {"links": {}, "back_links": [], "tiles": tiles}
+    if compound_id is not None:
+        # the id as the page has it: a phone or ID number in it is masked there
+        cid = str(shown.layers["compounds"]["compound_id"].iloc[ids.index(str(compound_id))])
+        title = _compound_title(_compound_names(shown), cid)
+        page, _ = plan_page(shown, compound_id=cid, title=title, **options)
+    elif chosen == "city":
+        title = _DISTRICT_OVERVIEW
+        page, _ = overview_page(shown, title=title, **options)
+    else:
+        title = _DISTRICT_PLAN
+        page, _ = plan_page(shown, title=title, **options)
+    return MapPage(html=page, title=title, height_px=height_px)
+
+
+__all__ = [
+    "CITY_FEATURES",
+    "MapPage",
+    "compound_file",
+    "district_map",
+    "map_features",
+    "map_scale",
+    "write_maps",
+]

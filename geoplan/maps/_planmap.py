@@ -122,7 +122,10 @@ def _link(href: str | None, text: str) -> str:
 def compound_overlay(
     compounds: gpd.GeoDataFrame, summary: pd.DataFrame, links: Mapping[str, str]
 ) -> Overlay:
-    """Compounds with name, households, status, hazard and a link to their page."""
+    """Compounds with name, households, status, hazard and a link to their page.
+
+    Without ``links`` (a page shown alone) the popups have no map row.
+    """
     ids = [str(c) for c in column(compounds, "compound_id")]
     info = summary.assign(compound_id=summary["compound_id"].astype(str)).set_index("compound_id")
     info = info.reindex(ids)
@@ -142,13 +145,10 @@ def compound_overlay(
             ],
         ),
         Field("优先 priority rank", [number(v) for v in column(info, "priority_rank")]),
-        Field(
-            "地图 map",
-            [_link(links.get(c), "打开小区地图 open the compound map") for c in ids],
-            tip=False,
-            markup=True,
-        ),
     ]
+    if links:
+        opens = [_link(links.get(c), "打开小区地图 open the compound map") for c in ids]
+        fields.append(Field("地图 map", opens, tip=False, markup=True))
     return geojson_overlay(
         "compounds",
         LABELS["compounds"],
@@ -471,9 +471,10 @@ def plan_page(
     title
         Page title (escaped here).
     links
-        ``{compound_id: relative link}`` to each compound's page (popups of compounds).
+        ``{compound_id: relative link}`` to each compound's page (popups of compounds);
+        empty: the popups have no map row.
     back_links
-        (href, text) links shown in the legend.
+        (href, text) links shown in the legend; empty: none.
     tiles
         None for a plain offline background, else a folium tiles name or URL.
     index
