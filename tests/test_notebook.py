@@ -7,6 +7,7 @@ folder as Jupyter would run it, and its outputs are checked as a reader sees the
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from html import unescape
@@ -148,14 +149,33 @@ def test_stricter_voltage_drop_limit_changes_the_plan(
     assert rows["cable cost CNY"][2] > 0
 
 
+def test_stats_side_by_side(executed: tuple[nbformat.NotebookNode, set]) -> None:
+    notebook, _ = executed
+    rows = _rows(_shown(_cell(notebook, "stats")))
+    # both plans have every figure, unserved boxes counted for every reason
+    reasons = ["beyond radius", "no capacity", "no circuit", "no path"]
+    assert {f"unserved {reason}" for reason in reasons} <= rows.keys()
+    assert all(len(values) == 2 and not math.isnan(sum(values)) for values in rows.values())
+    default, stricter = rows["max voltage drop pct"]
+    assert stricter <= 2.5 < default
+
+
 def test_map_shown_inline_and_offline(executed: tuple[nbformat.NotebookNode, set]) -> None:
     notebook, _ = executed
-    html = _shown(_cell(notebook, "map"), "text/html")
+    cell = _cell(notebook, "map")
+    assert "district_map(plan)" in cell.source
+    assert "write_maps" not in "".join(c.source for c in notebook.cells if c.cell_type == "code")
+    assert _shown(cell).startswith("MapPage('区域方案图 District plan', ")  # not the page
+    html = _shown(cell, "text/html")
     assert html.startswith('<div><iframe srcdoc="')
     page = unescape(html.removeprefix('<div><iframe srcdoc="').partition('"')[0])
+    assert "<title>区域方案图 District plan</title>" in page
     assert "L.map(" in page
     # Leaflet and the data are inlined: no script, style sheet or image is fetched
     assert not re.search(r"<(script|link|img)\b[^>]*\b(src|href)=[\"']?(https?:)?//", page)
+    # the legend has no links to pages that do not exist beside an inline map
+    legend = re.search(r'<div class="gp-legend">.*?</div>\s*$', page, re.MULTILINE).group(0)
+    assert "<a " not in legend
 
 
 def test_export_lists_the_files(executed: tuple[nbformat.NotebookNode, set]) -> None:
