@@ -2,15 +2,21 @@
 
 The defaults ship in ``geoplan/data/catalogue.toml``. A project overrides any figure by
 repeating its section and key in ``geoplan.toml``; an override must name a key the
-catalogue knows and keep its type, and its source becomes the overriding file.
+catalogue knows and keep the shape of its default (the same type, the same keys of a
+table, a list not empty), stay within what the section's ``allowed`` table declares
+(``min``, ``max``, ``above``, ``integer``, ``one_of``, ``key_of``), and its source becomes
+the overriding file. The ``allowed`` tables are read with the catalogue but are not
+figures: :attr:`Catalogue.data` holds no ``allowed`` key.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from types import MappingProxyType
 from typing import Any
@@ -20,6 +26,8 @@ import pandas as pd
 from .errors import Problem, SettingsError
 
 DEFAULT_PATH = "data/catalogue.toml"
+#: The table of each section that declares what values its figures may take.
+ALLOWED = "allowed"
 
 # Sections whose every key is a figure that must carry a source.
 _REQUIRED_TABLE_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -86,10 +94,164 @@ class Catalogue:
         return _thaw(self.data)
 
 
-def default_document() -> dict[str, Any]:
-    """Return the shipped catalogue as a fresh, mutable document."""
+_RULE_WORDS = ("min", "above", "max", "integer", "one_of", "key_of")
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """What one value may be; see :func:`allowed_values`."""
+
+    min: float | None = None
+    above: float | None = None
+    max: float | None = None
+    integer: bool = False
+    one_of: tuple[str, ...] | None = None
+    key_of: str | None = None
+
+    @classmethod
+    def parse(cls, spec: Mapping[str, Any]) -> _Rule:
+        """Read a rule from its table in an ``allowed`` table."""
+        unknown = sorted(set(spec) - set(_RULE_WORDS))
+        if unknown:
+            msg = f"{DEFAULT_PATH}: unknown words {unknown} in an allowed table; use {_RULE_WORDS}"
+            raise ValueError(msg)
+        one_of = spec.get("one_of")
+        return cls(
+            min=spec.get("min"),
+            above=spec.get("above"),
+            max=spec.get("max"),
+            integer=bool(spec.get("integer", False)),
+            one_of=None if one_of is None else tuple(map(str, one_of)),
+            key_of=spec.get("key_of"),
+        )
+
+    def describe(self, section: str, figures: Mapping[str, Any]) -> str:
+        """Say in words what a value must be (``figures``: the section's, for key_of)."""
+        if self.key_of is not None:
+            keys = ", ".join(map(str, figures.get(self.key_of, {})))
+            return f"one of {keys} (the entries of [{section}] {self.key_of})"
+        if self.one_of is not None:
+            return f"one of {', '.join(self.one_of)}"
+        words = (("at least", self.min), ("above", self.above), ("at most", self.max))
+        bounds = " and ".join(f"{word} {bound:g}" for word, bound in words if bound is not None)
+        kind = "a whole number" if self.integer else ""
+        return ", ".join(part for part in (kind, bounds) if part) or "a finite number"
+
+    def fits(self, value: Any, figures: Mapping[str, Any]) -> bool:
+        """Whether ``value`` (of the right type already) is allowed."""
+        if self.key_of is not None:
+            return value in figures.get(self.key_of, {})
+        if self.one_of is not None:
+            return value in self.one_of
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return True  # not a number: its type was checked against the default
+        return (
+            math.isfinite(value)
+            and not (self.integer and value % 1 != 0)
+            and (self.min is None or value >= self.min)
+            and (self.above is None or value > self.above)
+            and (self.max is None or value <= self.max)
+        )
+
+
+#: A figure's rule, or for a list of rows the rules of its fields.
+_Rules = _Rule | dict[str, _Rule]
+
+
+@cache
+def _shipped() -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[tuple[str, str], _Rules]]:
+    """Return the shipped figures, ``allowed`` tables and parsed rules, read once."""
     text = resources.files("geoplan").joinpath(DEFAULT_PATH).read_text(encoding="utf-8")
-    return tomllib.loads(text)
+    document = tomllib.loads(text)
+    allowed = {section: body.pop(ALLOWED, {}) for section, body in document.items()}
+    rules: dict[tuple[str, str], _Rules] = {}
+    for section, body in allowed.items():
+        for key, spec in body.items():
+            default = document[section].get(key)
+            if _is_rows(default):
+                rules[section, key] = {name: _Rule.parse(s) for name, s in spec.items()}
+            else:
+                rules[section, key] = _Rule.parse(spec)
+    return document, allowed, rules
+
+
+def _is_rows(default: Any) -> bool:
+    """Whether a figure is a list of rows (``[[section.key]]`` in TOML)."""
+    return isinstance(default, list) and bool(default) and isinstance(default[0], dict)
+
+
+def default_document() -> dict[str, Any]:
+    """Return the shipped catalogue as a fresh, mutable document (figures and sources)."""
+    return copy.deepcopy(_shipped()[0])
+
+
+def allowed_values() -> dict[str, dict[str, Any]]:
+    """Return what values each figure may take, ``{section: {key: rule}}``, as shipped.
+
+    A rule is a table of ``min``, ``max`` (inclusive), ``above`` (exclusive), ``integer``,
+    ``one_of`` (choices) and ``key_of`` (a key of another table of the section); for a
+    list of rows (``[[section.key]]``) it is a table of such rules by field.
+    """
+    return copy.deepcopy(_shipped()[1])
+
+
+def _values(section: str, key: str, value: Any) -> Iterator[tuple[str, str | None, Any]]:
+    """Yield ``(where, field, item)`` for each checked item of a figure.
+
+    ``where`` names the item as a message starts: ``[section] key`` for a single value,
+    ``[section] key: entry`` for a table's entry, ``[[section.key]] row i field`` for a
+    field of a list of rows. ``field`` is the row field's name (its own rule), else None.
+    """
+    if isinstance(value, Mapping):
+        for entry, item in value.items():
+            yield f"[{section}] {key}: {entry}", None, item
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value, start=1):
+            if isinstance(item, Mapping):
+                for name, cell in item.items():
+                    yield f"[[{section}.{key}]] row {i} {name}", name, cell
+            else:
+                yield f"[{section}] {key} value {i}", None, item
+    else:
+        yield f"[{section}] {key}", None, value
+
+
+def figure_problems(section: str, key: str, value: Any, *, figures: Mapping[str, Any]) -> list[str]:
+    """Return what is wrong with one figure's value against its shipped default and rule.
+
+    A list whose default is not empty must not be empty; every number must be finite;
+    every value (of a list, table or list of rows) must keep to the figure's rule in the
+    section's ``allowed`` table. The type was checked before (see :func:`merge_overrides`).
+
+    Parameters
+    ----------
+    section, key
+        The figure's name.
+    value
+        Its value: a number, text, a list, a table or a list of rows.
+    figures
+        The figures of its section (for a ``key_of`` rule).
+
+    Returns
+    -------
+    problems
+        One message per bad value (empty when all is well); each names the figure.
+    """
+    document, _, rules = _shipped()
+    default = document.get(section, {}).get(key)
+    if isinstance(default, list) and default and not value:
+        if _is_rows(default):
+            return [f"[{section}] {key} must list at least one row"]
+        return [f"[{section}] {key} = [] must list at least one value, like the default {default}"]
+    rule = rules.get((section, key), _Rule())
+    problems = []
+    for where, name, item in _values(section, key, value):
+        item_rule = rule.get(name, _Rule()) if isinstance(rule, dict) else rule
+        if isinstance(item, float) and not math.isfinite(item):
+            problems.append(f"{where} = {item!r} must be a finite number")
+        elif not item_rule.fits(item, figures):
+            problems.append(f"{where} = {item!r} must be {item_rule.describe(section, figures)}")
+    return problems
 
 
 def _same_kind(default: Any, new: Any) -> bool:
@@ -108,18 +270,31 @@ def _same_kind(default: Any, new: Any) -> bool:
     return isinstance(new, type(default))
 
 
+def _like(default: Any) -> str:
+    """Say what kind of value a figure takes, by its default (a list of rows by its fields)."""
+    if _is_rows(default):
+        return f"a list of rows, each a table of {', '.join(default[0])}"
+    return f"a {type(default).__name__} like the default {default!r}"
+
+
 def _check(document: Mapping[str, Any], origin: str) -> list[Problem]:
     problems: list[Problem] = []
     for section, body in document.items():
         sources = body.get("sources", {})
-        for key in body:
-            if key != "sources" and key not in sources:
+        for key, value in body.items():
+            if key == "sources":
+                continue
+            if key not in sources:
                 problems.append(
                     Problem(f"[{section}] {key} has no entry in [{section}.sources]", file=origin)
                 )
+            problems += [
+                Problem(message, file=origin)
+                for message in figure_problems(section, key, value, figures=body)
+            ]
     for (section, key), fields in _REQUIRED_TABLE_FIELDS.items():
         rows = document.get(section, {}).get(key, [])
-        if not rows:
+        if key not in document.get(section, {}):
             problems.append(Problem(f"[{section}] {key} must list at least one row", file=origin))
         for i, row in enumerate(rows, start=1):
             missing = [f for f in fields if f not in row]
@@ -149,7 +324,8 @@ def merge_overrides(
     merged
         The new document.
     problems
-        Unknown sections or keys and values of the wrong type.
+        Unknown sections or keys, values of the wrong type or shape, and values outside
+        what the section's ``allowed`` table declares.
     """
     merged = copy.deepcopy(base)
     problems: list[Problem] = []
@@ -173,11 +349,7 @@ def merge_overrides(
             default = merged[section][key]
             if not _same_kind(default, new):
                 problems.append(
-                    Problem(
-                        f"[{section}] {key} = {new!r} should be a {type(default).__name__} "
-                        f"like the default {default!r}",
-                        file=origin,
-                    )
+                    Problem(f"[{section}] {key} = {new!r} should be {_like(default)}", file=origin)
                 )
                 continue
             if isinstance(default, dict):
@@ -191,9 +363,13 @@ def merge_overrides(
                         )
                     )
                     continue
-                merged[section][key] = {**default, **new}
-            else:
-                merged[section][key] = new
+            value = {**default, **new} if isinstance(default, dict) else new
+            figures = {**merged[section], key: value}
+            found = figure_problems(section, key, value, figures=figures)
+            if found:
+                problems += [Problem(message, file=origin) for message in found]
+                continue
+            merged[section][key] = value
             merged[section]["sources"][key] = f"{origin} (project override)"
     return merged, problems
 
@@ -204,7 +380,8 @@ def build_catalogue(document: dict[str, Any], *, origin: str) -> Catalogue:
     Raises
     ------
     SettingsError
-        A figure lacks a source or a table lacks a required field.
+        A figure lacks a source, a table lacks a required field, or a value is empty or
+        outside its ``allowed`` rule.
     """
     problems = _check(document, origin)
     if problems:
@@ -230,8 +407,8 @@ def load_catalogue(overrides: Mapping[str, Any] | None = None, *, origin: str = 
     Raises
     ------
     SettingsError
-        An override names an unknown section or key or has the wrong type, or the
-        catalogue lacks a source for a figure.
+        An override names an unknown section or key, has the wrong type or shape or a
+        value its ``allowed`` rule refuses, or the catalogue lacks a source for a figure.
     """
     document = default_document()
     if overrides:

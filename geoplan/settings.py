@@ -70,6 +70,36 @@ class Settings:
         _check_options(options, origin="arguments")
         return replace(self, **options)
 
+    def with_overrides(
+        self, overrides: Mapping[str, Mapping[str, Any]], *, origin: str = "with_overrides"
+    ) -> Settings:
+        """Return a copy with catalogue figures replaced, checked as ``--set`` checks them.
+
+        Parameters
+        ----------
+        overrides
+            Figures to replace, ``{section: {key: value}}``; a table (such as
+            ``{"supply": {"radius_m": {"B": 300.0}}}``) replaces only the entries given.
+        origin
+            Where the overrides come from, named in errors and recorded as the source
+            of each figure replaced (``"<origin> (project override)"``).
+
+        Returns
+        -------
+        Settings
+            New frozen settings; this one is unchanged.
+
+        Raises
+        ------
+        SettingsError
+            With every unknown key and every value of the wrong type or shape or outside
+            what the catalogue allows.
+        """
+        document, problems = merge_overrides(self.catalogue.to_dict(), overrides, origin=origin)
+        if problems:
+            raise SettingsError(problems)
+        return replace(self, catalogue=build_catalogue(document, origin=self.catalogue.origin))
+
 
 _OPTION_NAMES = tuple(f.name for f in fields(Settings) if f.name not in {"catalogue", "files"})
 
@@ -186,7 +216,9 @@ def load_settings(
     Raises
     ------
     SettingsError
-        A settings file is unreadable, has unknown keys or values of the wrong type.
+        A settings file is unreadable, or it or the flags give unknown keys, values of
+        the wrong type or shape (an empty list, unknown entries of a table) or values
+        outside what the catalogue's ``allowed`` tables declare; every problem is listed.
     """
     path: Path | None = None
     if settings_file is not None:

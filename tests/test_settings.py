@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from geoplan.catalogue import build_catalogue, default_document, load_catalogue
+from geoplan.catalogue import (
+    allowed_values,
+    build_catalogue,
+    default_document,
+    figure_problems,
+    load_catalogue,
+)
 from geoplan.errors import SettingsError
 from geoplan.settings import Settings, load_settings, parse_assignments
 
@@ -118,6 +124,17 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         ("[plan]\ncrs = 'EPSG:99999999'\n", "[plan] crs = 'EPSG:99999999' is not a CRS"),
         ("[plan]\ncrs = 4545\n", "[plan] crs = 4545 must be a string"),
         ("[plan]\nload_basis = 'households'\n", "[plan] load_basis = 'households' must be one of"),
+        ("[voltage]\nallowed = {}\n", "unknown key [voltage] allowed; known keys:"),
+        (
+            "[supply]\narea_class = 'E'\n",
+            "[supply] area_class = 'E' must be one of A+, A, B, C, D "
+            "(the entries of [supply] radius_m)",
+        ),
+        (
+            "[meter_boxes]\nsingle_phase_positions = []\n",
+            "[meter_boxes] single_phase_positions = [] must list at least one value",
+        ),
+        ("[voltage]\ndrop_limit_pct = -1\n", "[voltage] drop_limit_pct = -1 must be above 0"),
     ],
 )
 def test_bad_project_file(tmp_path: Path, text: str, expected: str) -> None:
@@ -154,6 +171,136 @@ def test_bad_flags_are_reported_with_the_file_problems(tmp_path: Path) -> None:
             overrides={"voltage": {"drop_limt_pct": 5.0}},
         )
     assert [p.file for p in info.value.problems] == [str(path), "--set", "command line"]
+
+
+#: Overrides the catalogue refuses (as --set gives them), and the line each gives.
+REFUSED = [
+    ({"supply": {"area_class": "E"}}, "[supply] area_class = 'E' must be one of A+, A, B, C, D"),
+    (
+        {"meter_boxes": {"single_phase_positions": []}},
+        "[meter_boxes] single_phase_positions = [] must list at least one value, "
+        "like the default [1, 2, 4, 6, 8, 9, 12, 16]",
+    ),
+    (
+        {"cables": {"group_factors": []}},
+        "[cables] group_factors = [] must list at least one value",
+    ),
+    ({"cables": {"types": []}}, "[cables] types must list at least one row"),
+    ({"demand_factors": {"rows": []}}, "[demand_factors] rows must list at least one row"),
+    (
+        {"voltage": {"drop_limit_pct": -1}},
+        "[voltage] drop_limit_pct = -1 must be above 0 and at most 100",
+    ),
+    ({"voltage": {"drop_limit_pct": 400}}, "[voltage] drop_limit_pct = 400 must be above 0"),
+    ({"supply": {"loading_limit": 0}}, "[supply] loading_limit = 0 must be above 0 and at most 2"),
+    ({"supply": {"loading_limit": 85}}, "[supply] loading_limit = 85 must be above 0"),
+    ({"loads": {"power_factor": 1.2}}, "[loads] power_factor = 1.2 must be above 0 and at most 1"),
+    (
+        {"supply": {"default_max_circuits": 2.5}},
+        "[supply] default_max_circuits = 2.5 must be a whole number, at least 1",
+    ),
+    ({"supply": {"radius_m": {"B": -250.0}}}, "[supply] radius_m: B = -250.0 must be above 0"),
+    (
+        {"trench": {"cost_cny_per_m": {"soil": 0}}},
+        "[trench] cost_cny_per_m: soil = 0 must be above 0",
+    ),
+    (
+        {"cables": {"group_factors": [1.0, 0.0]}},
+        "[cables] group_factors value 2 = 0.0 must be above 0 and at most 1",
+    ),
+    ({"cables": {"installation": "air"}}, "[cables] installation = 'air' must be one of direct"),
+    (
+        {"network": {"lattice_spacing_m": float("inf")}},
+        "[network] lattice_spacing_m = inf must be a finite number",
+    ),
+    ({"hazards": {"weight_low": float("nan")}}, "[hazards] weight_low = nan must be a finite"),
+    ({"voltage": {"drop_limit_pct": {"max": 5}}}, "[voltage] drop_limit_pct = {'max': 5} should"),
+    ({"supply": {"radius_m": 250.0}}, "[supply] radius_m = 250.0 should be a dict like"),
+    (
+        {"cables": {"types": 3}},
+        "[cables] types = 3 should be a list of rows, each a table of name, material,",
+    ),
+    (
+        {"cables": {"types": [{**default_document()["cables"]["types"][0], "material": "Fe"}]}},
+        "[[cables.types]] row 1 material = 'Fe' must be one of Cu, Al",
+    ),
+    (
+        {"demand_factors": {"cable_floor": [{"households_above": 0, "kx_min": 0.0}]}},
+        "[[demand_factors.cable_floor]] row 1 kx_min = 0.0 must be above 0 and at most 1",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), REFUSED)
+def test_values_the_catalogue_does_not_allow(overrides: dict, expected: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(overrides=overrides)
+    (problem,) = info.value.problems
+    assert str(problem).startswith(f"--set: {expected}")
+    with pytest.raises(SettingsError) as info:
+        Settings().with_overrides(overrides)
+    (same,) = info.value.problems
+    assert str(same) == str(problem).replace("--set", "with_overrides", 1)
+
+
+def test_the_three_ways_in_are_checked_alike(tmp_path: Path) -> None:
+    beside = write_project_file(tmp_path / "layers", "[supply]\nloading_limit = 0\n")
+    other = write_project_file(tmp_path / "elsewhere", "[supply]\nloading_limit = 0\n")
+    expected = "[supply] loading_limit = 0 must be above 0 and at most 2"
+    for file, kwargs in ((beside, {}), (other, {"settings_file": other})):
+        with pytest.raises(SettingsError) as info:
+            load_settings(tmp_path / "layers", **kwargs)
+        assert str(info.value) == f"{file}: {expected}"
+
+
+def test_every_refused_value_is_reported() -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(
+            overrides={
+                "voltage": {"drop_limit_pct": -1, "single_phase_kv": 0},
+                "supply": {"radius_m": {"A": -1.0, "B": 0.0}},
+            }
+        )
+    assert len(info.value.problems) == 4
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"supply": {"area_class": "A+", "loading_limit": 2, "radius_m": {"D": 0.5}}},
+        {"voltage": {"drop_limit_pct": 100}, "cables": {"group_factors": [1]}},
+        {"meter_boxes": {"single_phase_positions": [4.0, 8], "setback_m": 0}},
+        {"trench": {"road_crossing_cny": 0}, "hazards": {"weight_present": 0}},
+        {"cables": {"installation": "duct", "growth_factor": 1}},
+    ],
+)
+def test_values_at_the_edge_of_what_is_allowed_are_taken(overrides: dict) -> None:
+    catalogue = load_settings(overrides=overrides).catalogue
+    for section, body in overrides.items():
+        for key, value in body.items():
+            got = catalogue.value(section, key)
+            if isinstance(value, dict):
+                assert {k: got[k] for k in value} == value
+            else:
+                assert got == (tuple(value) if isinstance(value, list) else value)
+
+
+def test_with_overrides_returns_new_checked_settings() -> None:
+    settings = Settings(load_basis="applicants")
+    changed = settings.with_overrides({"voltage": {"drop_limit_pct": 5}})
+    assert changed.catalogue.value("voltage", "drop_limit_pct") == 5
+    assert changed.catalogue.source("voltage", "drop_limit_pct") == (
+        "with_overrides (project override)"
+    )
+    assert changed.load_basis == "applicants"
+    assert settings.catalogue.value("voltage", "drop_limit_pct") == 4.0  # unchanged
+    with pytest.raises(TypeError):
+        changed.catalogue.data["voltage"]["drop_limit_pct"] = 10.0  # type: ignore[index]
+    again = changed.with_overrides({"supply": {"radius_m": {"B": 300.0}}}, origin="notebook")
+    assert again.catalogue.value("voltage", "drop_limit_pct") == 5  # earlier overrides stay
+    assert again.catalogue.value("supply", "radius_m")["C"] == 400.0
+    assert again.catalogue.value("supply", "radius_m")["B"] == 300.0
+    assert again.catalogue.source("supply", "radius_m") == "notebook (project override)"
 
 
 def test_with_options_validates() -> None:
@@ -224,6 +371,51 @@ def test_a_figure_without_a_source_is_refused() -> None:
     assert str(info.value) == (
         "catalogue.toml: [voltage] drop_limit_pct has no entry in [voltage.sources]"
     )
+
+
+def test_the_shipped_figures_keep_to_their_own_rules() -> None:
+    document = default_document()
+    for section, body in document.items():
+        for key, value in body.items():
+            if key != "sources":
+                assert figure_problems(section, key, value, figures=body) == [], (section, key)
+    build_catalogue(document, origin="catalogue.toml")  # raises on any problem
+
+
+def _numbers(value: object) -> bool:
+    if isinstance(value, dict):
+        return any(_numbers(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_numbers(v) for v in value)
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def test_every_number_has_a_declared_range() -> None:
+    document, allowed = default_document(), allowed_values()
+    for section, body in document.items():
+        for key, value in body.items():
+            if key == "sources" or not _numbers(value):
+                continue
+            rule = allowed.get(section, {}).get(key)
+            assert rule, f"[{section}.allowed] has no {key}"
+            if isinstance(value, list) and isinstance(value[0], dict):
+                numeric = {f for f, v in value[0].items() if _numbers(v)}
+                assert numeric <= set(rule), f"[{section}.allowed.{key}] lacks fields"
+    for section, rules in allowed.items():
+        assert set(rules) <= set(document[section]) - {"sources"}, section
+
+
+def test_a_shipped_figure_out_of_range_is_refused() -> None:
+    document = default_document()
+    document["voltage"]["drop_limit_pct"] = -1.0
+    document["supply"]["area_class"] = "E"
+    with pytest.raises(SettingsError) as info:
+        build_catalogue(document, origin="catalogue.toml")
+    assert str(info.value).splitlines() == [
+        "catalogue.toml: [voltage] drop_limit_pct = -1.0 must be above 0 and at most 100",
+        "catalogue.toml: [supply] area_class = 'E' must be one of A+, A, B, C, D "
+        "(the entries of [supply] radius_m)",
+    ]
 
 
 def test_a_table_row_without_a_required_field_is_refused() -> None:
