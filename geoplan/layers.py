@@ -98,7 +98,7 @@ SPECS: tuple[LayerSpec, ...] = (
         mandatory=True,
         counts=("households",),
         maxima={"households": 100_000},
-        choices={"status": STATUSES},
+        choices={"status": STATUSES, "area_class": ()},  # ()s: set from the settings
     ),
     LayerSpec(
         "buildings",
@@ -148,7 +148,7 @@ SPECS: tuple[LayerSpec, ...] = (
         "LineString",
         "corridor_id",
         ("corridor_id", "surface"),
-        choices={"surface": ()},  # the catalogue's trench surfaces, set when reading
+        choices={"surface": ()},  # set from the settings
     ),
     LayerSpec(
         "flying_wires",
@@ -169,6 +169,10 @@ SPECS: tuple[LayerSpec, ...] = (
 )
 SPEC_BY_NAME: Mapping[str, LayerSpec] = MappingProxyType({s.name: s for s in SPECS})
 LAYER_NAMES: tuple[str, ...] = tuple(SPEC_BY_NAME)
+#: Columns whose choices are the entries of a catalogue table: (section, key) by column.
+SETTINGS_CHOICES: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {"surface": ("trench", "cost_cny_per_m"), "area_class": ("supply", "radius_m")}
+)
 
 
 @dataclass(frozen=True)
@@ -601,13 +605,17 @@ def _check_layers(
     checked = _Checked()
     found: dict[str, list[Problem]] = {}  # by layer: columns, or geometry, location, values
     values_found: dict[str, list[Problem]] = {}
-    surfaces = tuple(settings.catalogue.value("trench", "cost_cny_per_m"))
+    from_settings = {
+        column: tuple(map(str, settings.catalogue.value(*figure)))
+        for column, figure in SETTINGS_CHOICES.items()
+    }
     for contract in SPECS:
         if contract.name not in raw:
             continue
-        spec = contract
-        if "surface" in spec.choices:
-            spec = replace(spec, choices={**spec.choices, "surface": surfaces})
+        spec = replace(
+            contract,
+            choices={c: from_settings.get(c, allowed) for c, allowed in contract.choices.items()},
+        )
         frame = raw[spec.name]
         file = files.get(spec.name)
         found[spec.name] = _check_columns(frame, spec, file)

@@ -258,6 +258,22 @@ def test_unknown_surface(tmp_path: Path) -> None:
     )
 
 
+def test_unknown_area_class(tmp_path: Path) -> None:
+    layers = make_layers()
+    layers["compounds"]["area_class"] = ["B", "E"]
+    (line,) = lines(read_error(layers, tmp_path))
+    expected = "area_class = 'E' must be one of A+, A, B, C, D"
+    assert line == at(tmp_path, "compounds", "C2") + expected
+
+
+def test_an_empty_area_class_is_allowed(tmp_path: Path) -> None:
+    layers = make_layers()
+    layers["compounds"]["area_class"] = ["A+", None]  # empty: [supply] area_class applies
+    compounds = read_layers(write_layers(layers, tmp_path))["compounds"]
+    assert compounds["area_class"].iloc[0] == "A+"
+    assert compounds["area_class"].isna().iloc[1]
+
+
 # --- reporting --------------------------------------------------------------------------
 
 
