@@ -69,7 +69,7 @@ OUTPUT_LAYERS = MappingProxyType(
             ("block_id", "str", "storage block"),
             ("box_id", "str", "box sited there, if any"),
             ("compound_id", "str", "compound"),
-            ("reason", "str", "no_path, beyond_radius, no_capacity, no_circuit, cable_limit"),
+            ("reason", "str", "no_path, beyond_radius, no_capacity, no_circuit"),
             ("detail", "str", "what to do about it"),
         ),
     }
