@@ -11,6 +11,7 @@ give a complete plan with every block unserved and its reason.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import warnings
 from collections.abc import Callable
@@ -31,8 +32,9 @@ from geoplan.errors import CRSError, GeoplanError, LayerError, OutputError, Sett
 from geoplan.export import export_plan
 from geoplan.layers import SPEC_BY_NAME, read_layers
 from geoplan.plan import plan
-from geoplan.routing import BEYOND_RADIUS, NO_CAPACITY, NO_PATH
-from geoplan.settings import load_settings
+from geoplan.routing import BEYOND_RADIUS, NO_CAPACITY, NO_CIRCUIT, NO_PATH
+from geoplan.schema import OUTPUT_LAYERS
+from geoplan.settings import load_settings, parse_assignments
 
 Frames = dict[str, gpd.GeoDataFrame]
 EXIT_BAD_INPUT = 2
@@ -119,6 +121,15 @@ def set_value(layer: str, feature: str, column: str, value: object) -> Callable[
         if column != frame.geometry.name:
             frame[column] = frame[column].astype(object)
         frame.loc[rows[0], column] = value
+
+    return change
+
+
+def add_column(layer: str, column: str, values: list[object]) -> Callable[[Frames], None]:
+    """Return a change adding ``column`` to ``layer``, one value per feature."""
+
+    def change(layers: Frames) -> None:
+        layers[layer][column] = values
 
     return change
 
@@ -467,6 +478,11 @@ CASES = [
         one("kind = 'generator' must be one of transformer", "supply_points", "T1"),
     ),
     Case(
+        "unknown_area_class",
+        edited(add_column("compounds", "area_class", ["B", "E"])),
+        one("area_class = 'E' must be one of A+, A, B, C, D", "compounds", "C2"),
+    ),
+    Case(
         "more_applicants_than_rooms",
         edited(set_value("storage_blocks", "S3", "applicants", 20)),
         one("applicants = 20 exceeds units = 8", "storage_blocks", "S3"),
@@ -565,6 +581,27 @@ CASES = [
         "settings_wrong_type",
         settings_file("[voltage]\ndrop_limit_pct = 'high'\n"),
         settings_expect("[voltage] drop_limit_pct = 'high' should be"),
+        error=SettingsError,
+    ),
+    Case(
+        "settings_unknown_area_class",
+        settings_file("[supply]\narea_class = 'E'\n"),
+        settings_expect("[supply] area_class = 'E' must be one of A+, A, B, C, D"),
+        error=SettingsError,
+    ),
+    Case(
+        "settings_empty_list",
+        settings_file("[meter_boxes]\nsingle_phase_positions = []\n"),
+        settings_expect("[meter_boxes] single_phase_positions = [] must list at least one"),
+        error=SettingsError,
+    ),
+    Case(
+        "settings_out_of_range",
+        settings_file("[voltage]\ndrop_limit_pct = -1\n[supply]\nloading_limit = 0\n"),
+        (
+            Expect("[voltage] drop_limit_pct = -1 must be above 0", file="geoplan.toml"),
+            Expect("[supply] loading_limit = 0 must be above 0", file="geoplan.toml"),
+        ),
         error=SettingsError,
     ),
     Case(
@@ -721,6 +758,59 @@ def test_output_folder_that_is_a_file(tmp_path: Path) -> None:
     ]
 
 
+#: Settings given with --set (or in a --settings file) that are refused: (VALUE, the line).
+BAD_FLAGS = [
+    ("supply.area_class=E", "[supply] area_class = 'E' must be one of A+, A, B, C, D"),
+    (
+        "meter_boxes.single_phase_positions=[]",
+        "[meter_boxes] single_phase_positions = [] must list at least one value",
+    ),
+    ("cables.group_factors=[]", "[cables] group_factors = [] must list at least one value"),
+    ("voltage.drop_limit_pct=-1", "[voltage] drop_limit_pct = -1 must be above 0"),
+    ("supply.loading_limit=0", "[supply] loading_limit = 0 must be above 0"),
+    ("supply.radius_m={B = 0.0}", "[supply] radius_m: B = 0.0 must be above 0"),
+]
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+@pytest.mark.parametrize(("assignment", "expected"), BAD_FLAGS, ids=[a for a, _ in BAD_FLAGS])
+def test_bad_settings_flags_give_one_line(
+    assignment: str, expected: str, command: str, tmp_path: Path
+) -> None:
+    layers = write_layers(make_layers(), tmp_path / "input")
+    before = snapshot(layers)
+    out = tmp_path / "plan"
+    ((section, body),) = parse_assignments([assignment]).items()
+    ((key, value),) = body.items()
+    raw = assignment.partition("=")[2]
+    settings_file = tmp_path / "other.toml"
+    text = f"[{section}]\n{key} = {json.dumps(value) if isinstance(value, str) else raw}\n"
+    settings_file.write_text(text, encoding="utf-8")
+    for flags, source in (
+        (["--set", assignment], "--set"),
+        (["--settings", str(settings_file)], str(settings_file)),
+    ):
+        args = [command, str(layers), *flags]
+        if command == "plan":
+            args += ["--out", str(out), "--no-maps"]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == EXIT_BAD_INPUT, (result.output, result.exception)
+        assert isinstance(result.exception, SystemExit)
+        assert result.stdout == ""
+        (line,) = result.stderr.splitlines()
+        assert line.startswith(f"error: {source}: {expected}")
+        assert not out.exists()
+    assert snapshot(layers) == before
+
+
+def test_a_real_process_refuses_a_bad_setting_without_a_traceback(tmp_path: Path) -> None:
+    layers = write_layers(make_layers(), tmp_path / "input")
+    out = tmp_path / "plan"
+    result = geoplan("plan", layers, "--out", out, "--set", "supply.area_class=E", cwd=tmp_path)
+    assert_user_error(result, ["--set: [supply] area_class = 'E' must be one of A+, A, B, C, D"])
+    assert not out.exists()
+
+
 # --- safe repairs -----------------------------------------------------------------------------
 
 
@@ -826,6 +916,11 @@ def test_hopeless_outcomes_give_a_complete_plan(
     assert result.exit_code == 0, result.output
     for name in ("plan.gpkg", "plan.xlsx", "summary.csv", "geojson/unserved.geojson", "index.html"):
         assert (tmp_path / "plan" / name).is_file(), name
+
+
+def test_the_schema_lists_the_unserved_reasons_routing_gives() -> None:
+    (description,) = [d for c, _, d in OUTPUT_LAYERS["unserved"] if c == "reason"]
+    assert set(description.split(", ")) == {NO_PATH, BEYOND_RADIUS, NO_CAPACITY, NO_CIRCUIT}
 
 
 # --- hostile text: attribute text never becomes markup or script -----------------------------
