@@ -14,6 +14,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -310,27 +311,30 @@ def assign(
     keep = cheapest[~bad_part[part[cheapest]]]
     chosen = [pairs.loc[keep, ["box_id", "candidate_id"]]]
 
-    solve = _Solver(pairs, spare, circuits, time_limit_s)
     bad = np.flatnonzero(bad_part[part])
     sizes = np.bincount(part[bad], minlength=label.max() + 1)
-    for p in np.flatnonzero(bad_part):  # parts in label order: deterministic
-        rows = bad[part[bad] == p]
-        if max_part_pairs is not None and sizes[p] > max_part_pairs:
-            chosen.append(
-                _solve_large_part(
-                    pairs,
-                    rows,
-                    cheapest=cheapest,
-                    over=over,
-                    codes=(box_code, group_code),
-                    solve=solve,
-                    max_pairs=max_part_pairs,
+    with ThreadPoolExecutor(max_workers=2) as pool:  # HiGHS releases the GIL
+        solve = _Solver(pairs, spare, circuits, time_limit_s, pool)
+        pending: list[pd.DataFrame | Future[pd.DataFrame]] = []
+        for p in np.flatnonzero(bad_part):  # parts in label order: deterministic
+            rows = bad[part[bad] == p]
+            if max_part_pairs is not None and sizes[p] > max_part_pairs:
+                pending.extend(
+                    _solve_large_part(
+                        pairs,
+                        rows,
+                        cheapest=cheapest,
+                        over=over,
+                        codes=(box_code, group_code),
+                        solve=solve,
+                        max_pairs=max_part_pairs,
+                    )
                 )
-            )
-            continue
-        # One part per call: how ties resolve must not depend on the other parts
-        # (a partitioned run must give the same plan as a whole one).
-        chosen.append(solve(rows))
+                continue
+            # One part per call: how ties resolve must not depend on the other parts
+            # (a partitioned run must give the same plan as a whole one).
+            pending.append(solve(rows))
+        chosen += [p if isinstance(p, pd.DataFrame) else p.result() for p in pending]
     logger.info(
         "assignment: %d parts, %d solved by the cheapest supply, %d as integer programmes",
         int(label[:n_boxes].max()) + 1 if n_boxes else 0,
@@ -343,27 +347,33 @@ def assign(
 
 @dataclass(frozen=True)
 class _Solver:
-    """Solves the assignment of some pairs' boxes exactly, with given capacities left."""
+    """Solves the assignment of some pairs' boxes exactly, with given capacities left.
+
+    Each call builds its integer programme here and solves it on ``pool``; the answer is
+    a future of the chosen pairs.
+    """
 
     pairs: pd.DataFrame
     spare: pd.Series
     circuits: pd.Series
     time_limit_s: float | None
+    pool: ThreadPoolExecutor
 
     def __call__(
         self,
         rows: np.ndarray,
         spare: pd.Series | None = None,
         circuits: pd.Series | None = None,
-    ) -> pd.DataFrame:
+    ) -> Future[pd.DataFrame]:
         part_pairs = self.pairs.iloc[np.sort(rows)]
-        return _solve_part(
+        programme = _PartProgramme.build(
             part_pairs,
             sorted(part_pairs["box_id"].unique()),
             spare=self.spare if spare is None else spare,
             circuits=self.circuits if circuits is None else circuits,
             time_limit_s=self.time_limit_s,
         )
+        return self.pool.submit(programme.solve)
 
 
 def _solve_large_part(
@@ -375,12 +385,13 @@ def _solve_large_part(
     codes: tuple[np.ndarray, np.ndarray],
     solve: _Solver,
     max_pairs: int,
-) -> pd.DataFrame:
+) -> list[pd.DataFrame | Future[pd.DataFrame]]:
     """Solve a part too large to solve whole: exactly around its overloaded supplies.
 
     The boxes that can reach an overloaded supply are re-assigned exactly (over all their
     pairs), each cluster of them on its own, with the capacity the other boxes of the
-    part leave; the other boxes keep their cheapest supply.
+    part leave; the other boxes keep their cheapest supply. Returns the chosen pairs:
+    the kept ones, then the futures of the exact solutions.
     """
     box_code, group_code = codes
     in_part = np.zeros(len(pairs), dtype=bool)
@@ -406,7 +417,9 @@ def _solve_large_part(
     cluster = label[box_code[region_rows]]
     order = np.argsort(cluster, kind="stable")
     starts = np.flatnonzero(np.r_[True, cluster[order][1:] != cluster[order][:-1]])
-    solved = [pairs.iloc[fixed][["box_id", "candidate_id"]]]
+    solved: list[pd.DataFrame | Future[pd.DataFrame]] = [
+        pairs.iloc[fixed][["box_id", "candidate_id"]]
+    ]
     batch: list[np.ndarray] = []
     size = 0
     for members in np.split(region_rows[order], starts[1:]):
@@ -423,7 +436,7 @@ def _solve_large_part(
         len(region_rows),
         len(starts),
     )
-    return pd.concat(solved, ignore_index=True)
+    return solved
 
 
 def _solve_part(
@@ -435,52 +448,83 @@ def _solve_part(
     time_limit_s: float | None = None,
 ) -> pd.DataFrame:
     """Solve one part exactly; ``pairs`` has box_id, candidate_id, group, total and kva."""
-    n_pairs, n_boxes = len(pairs), len(box_ids)
-    box_index = {b: i for i, b in enumerate(box_ids)}
-    groups = sorted(pairs["group"].unique())
-    group_index = {g: i for i, g in enumerate(groups)}
-    cost = pairs["total"].to_numpy()
-    # Leaving a box unserved costs more than serving every box of the part.
-    penalty = float(cost.sum()) + 1.0
-    objective = np.concatenate([cost, np.full(n_boxes, penalty)])
-    rows_box = pairs["box_id"].map(box_index).to_numpy()
-    rows_group = pairs["group"].map(group_index).to_numpy()
-    pair_cols = np.arange(n_pairs)
-    # each box: sum of its pairs + unserved = 1
-    one = coo_array(
-        (
-            np.ones(n_pairs + n_boxes),
+    return _PartProgramme.build(
+        pairs, box_ids, spare=spare, circuits=circuits, time_limit_s=time_limit_s
+    ).solve()
+
+
+@dataclass(frozen=True)
+class _PartProgramme:
+    """One part's integer programme: serve every box (or pay a penalty), least cost."""
+
+    pairs: pd.DataFrame
+    objective: np.ndarray
+    constraints: list[LinearConstraint]
+    options: dict[str, float]
+
+    @classmethod
+    def build(
+        cls,
+        pairs: pd.DataFrame,
+        box_ids: list[str],
+        *,
+        spare: pd.Series,
+        circuits: pd.Series,
+        time_limit_s: float | None = None,
+    ) -> _PartProgramme:
+        """Set up the programme of ``pairs`` (box_id, candidate_id, group, total, kva)."""
+        n_pairs, n_boxes = len(pairs), len(box_ids)
+        box_index = {b: i for i, b in enumerate(box_ids)}
+        groups = sorted(pairs["group"].unique())
+        group_index = {g: i for i, g in enumerate(groups)}
+        cost = pairs["total"].to_numpy()
+        # Leaving a box unserved costs more than serving every box of the part.
+        penalty = float(cost.sum()) + 1.0
+        objective = np.concatenate([cost, np.full(n_boxes, penalty)])
+        rows_box = pairs["box_id"].map(box_index).to_numpy()
+        rows_group = pairs["group"].map(group_index).to_numpy()
+        pair_cols = np.arange(n_pairs)
+        # each box: sum of its pairs + unserved = 1
+        one = coo_array(
             (
-                np.concatenate([rows_box, np.arange(n_boxes)]),
-                np.concatenate([pair_cols, n_pairs + np.arange(n_boxes)]),
+                np.ones(n_pairs + n_boxes),
+                (
+                    np.concatenate([rows_box, np.arange(n_boxes)]),
+                    np.concatenate([pair_cols, n_pairs + np.arange(n_boxes)]),
+                ),
             ),
-        ),
-        shape=(n_boxes, n_pairs + n_boxes),
-    )
-    kva = coo_array(
-        (pairs["kva"].to_numpy(float), (rows_group, pair_cols)),
-        shape=(len(groups), n_pairs + n_boxes),
-    )
-    count = coo_array(
-        (np.ones(n_pairs), (rows_group, pair_cols)), shape=(len(groups), n_pairs + n_boxes)
-    )
-    constraints = [
-        LinearConstraint(one.tocsr(), 1, 1),
-        LinearConstraint(kva.tocsr(), -np.inf, spare.loc[groups].to_numpy()),
-        LinearConstraint(count.tocsr(), -np.inf, circuits.loc[groups].to_numpy()),
-    ]
-    result = milp(
-        objective,
-        constraints=constraints,
-        integrality=np.ones(n_pairs + n_boxes),
-        bounds=Bounds(0, 1),
-        options={} if time_limit_s is None else {"time_limit": time_limit_s},
-    )
-    if result.x is None:  # pragma: no cover - the all-unserved solution is always feasible
-        msg = f"the assignment solver failed: {result.message}"
-        raise RuntimeError(msg)
-    taken = np.round(result.x[:n_pairs]).astype(bool)
-    return pairs.loc[taken, ["box_id", "candidate_id"]].reset_index(drop=True)
+            shape=(n_boxes, n_pairs + n_boxes),
+        )
+        kva = coo_array(
+            (pairs["kva"].to_numpy(float), (rows_group, pair_cols)),
+            shape=(len(groups), n_pairs + n_boxes),
+        )
+        count = coo_array(
+            (np.ones(n_pairs), (rows_group, pair_cols)), shape=(len(groups), n_pairs + n_boxes)
+        )
+        constraints = [
+            LinearConstraint(one.tocsr(), 1, 1),
+            LinearConstraint(kva.tocsr(), -np.inf, spare.loc[groups].to_numpy()),
+            LinearConstraint(count.tocsr(), -np.inf, circuits.loc[groups].to_numpy()),
+        ]
+        options = {} if time_limit_s is None else {"time_limit": time_limit_s}
+        return cls(pairs, objective, constraints, options)
+
+    def solve(self) -> pd.DataFrame:
+        """Solve it with HiGHS; the chosen pairs (box_id, candidate_id)."""
+        n_pairs = len(self.pairs)
+        result = milp(
+            self.objective,
+            constraints=self.constraints,
+            integrality=np.ones(len(self.objective)),
+            bounds=Bounds(0, 1),
+            options=self.options,
+        )
+        if result.x is None:  # pragma: no cover - the all-unserved solution is always feasible
+            msg = f"the assignment solver failed: {result.message}"
+            raise RuntimeError(msg)
+        taken = np.round(result.x[:n_pairs]).astype(bool)
+        return self.pairs.loc[taken, ["box_id", "candidate_id"]].reset_index(drop=True)
 
 
 def explain_unserved(
