@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import difflib
 import gc
-import importlib.util
 import logging
 import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -69,7 +68,6 @@ SHAPEFILE_PARTS = (".shx", ".dbf")
 _READERS = 2
 #: Formats whose GDAL drivers read two files (or layers) at once safely.
 _READ_AT_ONCE = (".gpkg", ".fgb", ".geojson", ".json", ".shp")
-_HAS_ARROW = importlib.util.find_spec("pyarrow") is not None
 
 
 @dataclass(frozen=True)
@@ -370,13 +368,12 @@ def _read_frame(file: Path, inner: str | None) -> pd.DataFrame:
     it fails differently on a broken file. Such a layer is read again the plain way, so
     that what is read, and what a failure says, never depends on Arrow.
     """
-    if _HAS_ARROW:
-        try:
-            frame = pyogrio.read_dataframe(file, layer=inner, use_arrow=True)
-        except Exception:  # read again below, to fail as the plain reader does
-            frame = None
-        if isinstance(frame, gpd.GeoDataFrame) and _as_plainly_read(frame):
-            return frame
+    try:
+        frame = pyogrio.read_dataframe(file, layer=inner, use_arrow=True)
+    except Exception:  # read again below, to fail as the plain reader does
+        frame = None
+    if isinstance(frame, gpd.GeoDataFrame) and _as_plainly_read(frame):
+        return frame
     return pyogrio.read_dataframe(file, layer=inner)
 
 

@@ -119,10 +119,15 @@ def test_large_sheets_are_deflated_faster_with_the_same_content(
 def test_the_geopackage_written_through_arrow_is_the_same(
     sample_plan: Plan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("pyarrow")
     tables = export.plan_tables(sample_plan)
     export._write_gpkg(tables, tmp_path / "arrow.gpkg")
-    monkeypatch.setattr(export, "_ARROW", False)
+    write = export.pyogrio.write_dataframe
+
+    def plain_write(*args: object, use_arrow: bool, **options: object) -> None:
+        assert use_arrow
+        write(*args, use_arrow=False, **options)
+
+    monkeypatch.setattr(export.pyogrio, "write_dataframe", plain_write)
     export._write_gpkg(tables, tmp_path / "plain.gpkg")
     dumps = [list(sqlite3.connect(tmp_path / n).iterdump()) for n in ("arrow.gpkg", "plain.gpkg")]
     assert dumps[0] == dumps[1]
