@@ -59,10 +59,12 @@ from ._geometry import (
     _distinct,
     _end_coords,
     _group_rank,
+    _in_threads,
     _inner_points,
     _metric_crs,
     _node_index,
     _point_groups,
+    _query_in_threads,
 )
 from ._graph import GraphArrays, to_networkx
 from .attach import attach_arrays, attach_points
@@ -315,7 +317,11 @@ def _corridor_table(corridors: gpd.GeoDataFrame, costs: _Costs) -> pd.DataFrame:
                 for i, s in zip(unknown["corridor_id"], unknown["surface"], strict=True)
             ]
         )
-    parts, row = shapely.get_parts(geoms[usable], return_index=True)
+    parts = geoms[usable]
+    if (shapely.get_type_id(parts) == 1).all():  # all LineStrings: nothing to explode
+        row = np.arange(len(parts))
+    else:
+        parts, row = shapely.get_parts(parts, return_index=True)
     lines = shapely.get_type_id(parts) == 1
     if not lines.all():
         logger.warning("ignoring %d corridor parts that are not lines", int((~lines).sum()))
@@ -359,7 +365,9 @@ def _snap_ends(lines: GeomArray, tolerance_m: float) -> GeomArray:
     # look for a line to reach.
     _, spot, count = _point_groups(shapely.get_coordinates(ends))
     loose = np.flatnonzero(count[spot] == 1)
-    ei, li = shapely.STRtree(lines).query(ends[loose], predicate="dwithin", distance=tolerance_m)
+    ei, li = _query_in_threads(
+        shapely.STRtree(lines), ends[loose], predicate="dwithin", distance=tolerance_m
+    )
     ei = loose[ei]
     mine = li != owner[ei]
     ei, li = ei[mine], li[mine]
@@ -446,8 +454,8 @@ def _node_lines(lines: GeomArray, polygons: GeomArray) -> tuple[GeomArray, IntAr
     tree = shapely.STRtree(polygons)
     outlines = np.zeros(0, dtype=object)
     if len(polygons):
-        li, pj = tree.query(lines, predicate="intersects")
-        hit = shapely.relate_pattern(lines[li], polygons[pj], _INTERIOR)
+        li, pj = _query_in_threads(tree, lines, predicate="intersects")
+        hit = _in_threads(shapely.relate_pattern, lines[li], polygons[pj], _INTERIOR)
         cut_by = _distinct(pj[hit])
         if cut_by.size:  # their outlines cut the corridors where they enter a barrier
             outlines = shapely.get_parts(shapely.boundary(polygons[cut_by]))
@@ -459,7 +467,8 @@ def _node_lines(lines: GeomArray, polygons: GeomArray) -> tuple[GeomArray, IntAr
         pieces, source = _node_in_strips(lines, outlines, n_strips)
     keep = np.ones(len(pieces), dtype=bool)
     if len(polygons):
-        inside, _ = tree.query(shapely.points(_inner_points(pieces)), predicate="within")
+        inner = shapely.points(_inner_points(pieces))
+        inside, _ = _query_in_threads(tree, inner, predicate="within")
         keep[inside] = False
     logger.debug(
         "noded %d corridor lines into %d pieces (%d inside barriers)",
