@@ -21,6 +21,7 @@ corridors. Columns that look personal are left out and phone and ID numbers mask
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import gc
 import logging
@@ -360,38 +361,59 @@ def _read_one(
 
 
 def _read_frame(file: Path, inner: str | None) -> pd.DataFrame:
-    """Read one layer as pyogrio reads it, through Arrow when that gives the same frame.
+    """Read one layer as pyogrio reads it, through Arrow where that gives the same frame.
 
-    Arrow reads a large layer several times faster, but hands some things over
+    Arrow reads a large layer several times faster, but hands some columns over
     differently: dates as date objects, true/false with gaps as objects rather than
-    numbers, a point with one NaN coordinate (from a FlatGeobuf) as an empty point; and
-    it fails differently on a broken file. Such a layer is read again the plain way, so
-    that what is read, and what a failure says, never depends on Arrow.
+    numbers. Those columns, and only those, are read again the plain way, without the
+    geometries. Arrow also reads a point with one NaN coordinate (from a FlatGeobuf) as
+    an empty point, and fails differently on a broken file: such a layer is read again
+    whole, the plain way. So what is read, and what a failure says, never depends on
+    Arrow.
+
+    Arrow's dates cannot be converted to the plain reader's: where GDAL holds an
+    impossible date (30 February) Arrow moves it to the next month, where the plain
+    reader refuses the layer; and Arrow gives 1970-01-01 for a GeoPackage date it cannot
+    parse, where the plain reader gives a gap.
     """
     try:
         frame = pyogrio.read_dataframe(file, layer=inner, use_arrow=True)
     except Exception:  # read again below, to fail as the plain reader does
         frame = None
-    if isinstance(frame, gpd.GeoDataFrame) and _as_plainly_read(frame):
-        return frame
+    if isinstance(frame, gpd.GeoDataFrame) and _geometries_as_plainly_read(frame):
+        columns = _columns_read_otherwise(frame)
+        if not columns:
+            return frame
+        with contextlib.suppress(Exception):  # read again below, to fail as plainly read
+            plain = pyogrio.read_dataframe(file, layer=inner, columns=columns, read_geometry=False)
+            for name in columns:
+                frame[name] = plain[name].set_axis(frame.index)  # refuses another length
+            return frame
     return pyogrio.read_dataframe(file, layer=inner)
 
 
-def _as_plainly_read(frame: gpd.GeoDataFrame) -> bool:
-    """Whether a layer read through Arrow is surely as the plain reader gives it.
+def _columns_read_otherwise(frame: gpd.GeoDataFrame) -> list[str]:
+    """Return the columns that Arrow may have handed over otherwise than the plain reader.
 
-    That is, each column holds numbers or text, and each feature a geometry with finite
-    coordinates (a missing, empty or NaN one may have come through Arrow otherwise).
+    That is, every column other than numbers and text (dates, true/false with gaps, a
+    column of gaps only: it may be true/false, which the plain reader gives as numbers).
     """
-    for position, dtype in enumerate(frame.dtypes):
-        if frame.columns[position] == frame.geometry.name:
+    columns = []
+    for name, dtype in frame.dtypes.items():
+        if name == frame.geometry.name or (isinstance(dtype, np.dtype) and dtype.kind in "biuf"):
             continue
-        if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
-            continue
-        values = frame.iloc[:, position]
-        # a column of gaps only may be true/false, which the plain reader gives as numbers
+        values = frame[name]
         if not is_text(values) or not values.notna().any():
-            return False
+            columns.append(str(name))
+    return columns
+
+
+def _geometries_as_plainly_read(frame: gpd.GeoDataFrame) -> bool:
+    """Whether the geometries of a layer read through Arrow are surely as read plainly.
+
+    That is, each feature has a geometry with finite coordinates (a missing, empty or NaN
+    one may have come through Arrow otherwise).
+    """
     geoms = np.asarray(frame.geometry.array, dtype=object)
     if (shapely.is_missing(geoms) | shapely.is_empty(geoms)).any():
         return False

@@ -7,11 +7,16 @@ threads is compared with the plain reader on one.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import warnings
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyogrio
 import pyproj
 import pytest
@@ -250,8 +255,9 @@ def test_arrow_read_is_the_plain_read(tmp_path: Path, layer: str) -> None:
     read = layers._read_frame(path, layer)
     plain = pyogrio.read_dataframe(path, layer=layer)
     assert_geodataframe_equal(read, plain, check_dtype=True, check_index_type=True)
-    assert layers._as_plainly_read(pyogrio.read_dataframe(path, layer=layer, use_arrow=True)) == (
-        layer == "plain"
+    arrow = pyogrio.read_dataframe(path, layer=layer, use_arrow=True)
+    assert layers._columns_read_otherwise(arrow) == (
+        [] if layer == "plain" else ["flag", "no_flag", "note"]
     )
 
 
@@ -264,6 +270,100 @@ def test_arrow_read_keeps_a_point_with_one_nan_coordinate(tmp_path: Path) -> Non
     read = layers._read_frame(path, None)
     assert shapely.equals_identical(np.asarray(read.geometry.array), points).all()
     assert not read.geometry.iloc[1].is_empty  # Arrow makes it POINT EMPTY
+
+
+def write_dated(path: Path) -> None:
+    """Write a layer with fields GDAL holds as dates and date-times, not as text."""
+    day = [dt.date(2026, 4, 28), None, dt.date(1677, 9, 22), dt.date(2262, 4, 11)]
+    late = [dt.date(2026, 4, 28), dt.date(3000, 1, 1), None, dt.date(1969, 12, 31)]
+    at = [dt.datetime(2026, 4, 28, 10, 30), None, dt.datetime(1970, 1, 1), dt.datetime(2262, 1, 1)]
+    points = [shapely.Point(500_000.0 + i, 4_370_000.0) for i in range(len(day))]
+    table = pa.table(
+        {
+            "block_id": [f"B{i}" for i in range(len(day))],
+            "day": pa.array(day, pa.date32()),
+            "late": pa.array(late, pa.date32()),  # beyond pandas' dates: text, read plainly
+            "at": pa.array(at, pa.timestamp("ms")),
+            "wkb": shapely.to_wkb(points).tolist(),
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a Shapefile holds the date-time as a date
+        pyogrio.write_arrow(
+            table, path, geometry_name="wkb", geometry_type="Point", crs=UTM_48N.to_wkt()
+        )
+
+
+@pytest.mark.parametrize(
+    ("suffix", "dated"),
+    [
+        (".gpkg", ["day", "late", "at"]),
+        (".geojson", ["day", "late", "at"]),
+        (".fgb", ["day", "at"]),  # all date-times; the year 3000 is text both ways
+        (".shp", ["day", "late"]),  # the date-time is text
+    ],
+)
+def test_arrow_read_takes_dates_from_the_plain_reader(
+    tmp_path: Path, suffix: str, dated: list[str]
+) -> None:
+    path = tmp_path / f"storage_blocks{suffix}"
+    write_dated(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyogrio: the year 3000 is left as text
+        read = layers._read_frame(path, None)
+        plain = pyogrio.read_dataframe(path)
+        arrow = pyogrio.read_dataframe(path, use_arrow=True)
+    assert_geodataframe_equal(read, plain, check_dtype=True, check_index_type=True)
+    assert layers._columns_read_otherwise(arrow) == dated
+
+
+def test_arrow_read_refuses_an_impossible_date_as_the_plain_reader(tmp_path: Path) -> None:
+    path = tmp_path / "flying_wires.geojson"
+    features = [
+        {
+            "type": "Feature",
+            "properties": {"day": day},
+            "geometry": {"type": "Point", "coordinates": [106.8, 39.6]},
+        }
+        for day in ("2026-04-28", "2026-02-30")  # Arrow makes it 2 March
+    ]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    with pytest.raises(ValueError, match="out of range") as plain:
+        pyogrio.read_dataframe(path)
+    with pytest.raises(ValueError, match="out of range") as read:
+        layers._read_frame(path, None)
+    assert str(read.value) == str(plain.value)
+
+
+def test_the_sample_is_read_once_with_the_wires_dates_plainly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    read = pyogrio.read_dataframe
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def recording(path: Path, /, **options: Any) -> pd.DataFrame:
+        calls.append((Path(path).name, options))
+        return read(path, **options)
+
+    monkeypatch.setattr(pyogrio, "read_dataframe", recording)
+    got = read_layers(SAMPLE)
+    monkeypatch.undo()
+    whole = sorted(name for name, options in calls if options.get("read_geometry", True))
+    assert whole == sorted(p.name for p in SAMPLE.glob("*.geojson"))
+    assert all(options["use_arrow"] for _, options in calls if "columns" not in options)
+    assert [(n, o) for n, o in calls if "columns" in o] == [
+        (
+            "flying_wires.geojson",
+            {"layer": None, "columns": ["surveyed_on"], "read_geometry": False},
+        )
+    ]
+    wires = SAMPLE / "flying_wires.geojson"
+    plain = pyogrio.read_dataframe(wires)
+    assert plain["surveyed_on"].dtype == "datetime64[ms]"
+    assert_geodataframe_equal(
+        layers._read_frame(wires, None), plain, check_dtype=True, check_index_type=True
+    )
+    assert_same_layers(got, read_layers_plainly(monkeypatch, SAMPLE))
 
 
 def plain_read(file: Path, inner: str | None) -> pd.DataFrame:
@@ -288,6 +388,12 @@ def test_read_the_same_through_arrow_and_threads_or_not(
 ) -> None:
     path = SAMPLE if fmt == "sample" else write_layers(make_layers(), tmp_path, fmt)
     fast = read_layers(path)
-    monkeypatch.setattr(layers, "_read_frame", plain_read)
-    monkeypatch.setattr(layers, "_READERS", 1)
-    assert_same_layers(fast, read_layers(path))
+    assert_same_layers(fast, read_layers_plainly(monkeypatch, path))
+
+
+def read_layers_plainly(monkeypatch: pytest.MonkeyPatch, path: Path) -> Layers:
+    """Read the layers without Arrow, one at a time."""
+    with monkeypatch.context() as patch:
+        patch.setattr(layers, "_read_frame", plain_read)
+        patch.setattr(layers, "_READERS", 1)
+        return read_layers(path)
