@@ -36,7 +36,9 @@ AREA_OF_USE_MARGIN_DEG = 2.0
 CHINA_LAT = (3.0, 54.0)
 CHINA_LON = (73.0, 136.0)
 SWAPPED = "coordinates look like lat/lon swapped (x holds latitudes, y longitudes); swap the axes"
-_WGS84 = pyproj.CRS.from_epsg(4326)
+#: Longitude/latitude on WGS 84 (EPSG:4326): where the checks place features, and the CRS
+#: of RFC 7946 GeoJSON.
+LONLAT = pyproj.CRS.from_epsg(4326)
 _GEOMETRY_TYPE_IDS: Mapping[str, int] = MappingProxyType(
     {
         name: int(shapely.GeometryType[name.upper()])
@@ -300,12 +302,12 @@ def _number_problems(
 
 @lru_cache(maxsize=16)
 def _transformer_to_lonlat(crs: pyproj.CRS) -> pyproj.Transformer:
-    return pyproj.Transformer.from_crs(crs, _WGS84, always_xy=True)
+    return pyproj.Transformer.from_crs(crs, LONLAT, always_xy=True)
 
 
-def _to_lonlat(coords: np.ndarray, crs: pyproj.CRS) -> tuple[np.ndarray, np.ndarray]:
+def to_lonlat(coords: np.ndarray, crs: pyproj.CRS) -> tuple[np.ndarray, np.ndarray]:
     """Return x/y coordinates in ``crs`` as lon/lat, as geopandas' ``to_crs(4326)`` does."""
-    if crs.is_exact_same(_WGS84):
+    if crs.is_exact_same(LONLAT):
         return coords[:, 0], coords[:, 1]
     with np.errstate(all="ignore"):
         lon, lat = _transformer_to_lonlat(crs).transform(coords[:, 0], coords[:, 1])
@@ -323,7 +325,7 @@ def _lonlat(geoms: np.ndarray, crs: pyproj.CRS, sound: np.ndarray) -> np.ndarray
     points = shapely.point_on_surface(geoms[idx])
     placed = ~(shapely.is_missing(points) | shapely.is_empty(points))
     rows = idx[placed]
-    xy[rows, 0], xy[rows, 1] = _to_lonlat(shapely.get_coordinates(points[placed]), crs)
+    xy[rows, 0], xy[rows, 1] = to_lonlat(shapely.get_coordinates(points[placed]), crs)
     return xy
 
 
@@ -589,7 +591,7 @@ def outline_bounds(geoms: np.ndarray, crs: pyproj.CRS) -> np.ndarray | None:
         return None
     holed = (kinds == _GEOMETRY_TYPE_IDS["Polygon"]) & (shapely.get_num_interior_rings(geoms) > 0)
     geoms[holed] = shapely.get_exterior_ring(geoms[holed])  # a hole does not count
-    lon, lat = _to_lonlat(shapely.get_coordinates(geoms), crs)
+    lon, lat = to_lonlat(shapely.get_coordinates(geoms), crs)
     if not len(lon) or not (np.isfinite(lon).all() and np.isfinite(lat).all()):
         return None
     return np.array([lon.min(), lat.min(), lon.max(), lat.max()])

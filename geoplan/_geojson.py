@@ -29,18 +29,17 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyproj
 import shapely
 from pandas.api.types import infer_dtype
 
-__all__ = ["LONLAT", "PRECISION", "write_geojson"]
+from ._checks import LONLAT, to_lonlat
+
+__all__ = ["PRECISION", "write_geojson"]
 
 #: Decimals of the coordinates (GDAL's ``COORDINATE_PRECISION``, 7 by RFC 7946's default):
 #: the rounding below is GDAL's for exactly this many.
 PRECISION = 7
 
-#: The CRS of RFC 7946 GeoJSON.
-LONLAT = pyproj.CRS.from_epsg(4326)
 #: GDAL checks the extent against these bounds; beyond them it refuses the feature.
 _LON_LAT_LIMITS = (180.0, 90.0)
 #: Veltkamp's constant 2**27 + 1, to split a double into two halves (Dekker's product).
@@ -200,10 +199,7 @@ def _lonlat(frame: gpd.GeoDataFrame) -> np.ndarray:
     transformation, point by point), without building the geometries again.
     """
     xy = shapely.get_coordinates(np.asarray(frame.geometry.array, dtype=object))
-    if frame.crs is not None and frame.crs.equals(LONLAT):
-        return xy
-    transformer = pyproj.Transformer.from_crs(frame.crs, LONLAT, always_xy=True)
-    return np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
+    return np.column_stack(to_lonlat(xy, frame.crs))
 
 
 def _geometry_texts(frame: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:

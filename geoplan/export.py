@@ -45,6 +45,7 @@ import pyogrio.errors
 from pandas.api.types import infer_dtype
 
 from . import _xlsx
+from ._checks import LONLAT
 from ._geojson import PRECISION, write_geojson
 from .costs import bill_of_quantities
 from .errors import LayerError, OutputError, Problem
@@ -72,7 +73,6 @@ XLSX_SHEETS = (
 )
 GEOJSON_PRECISION = PRECISION
 CSV_ENCODING = "utf-8-sig"
-GEOGRAPHIC_CRS = "EPSG:4326"
 
 #: The bill of quantities (:func:`geoplan.costs.bill_of_quantities`) as a table spec.
 BILL_COLUMNS = (
@@ -342,7 +342,7 @@ def _write_geojson(frame: gpd.GeoDataFrame, path: Path, name: str) -> None:
         )
 
     if promote:
-        gdal(frame.to_crs(GEOGRAPHIC_CRS), path)
+        gdal(frame.to_crs(LONLAT), path)
     else:
         write_geojson(frame, path, gdal)
     _sync(path)

@@ -41,6 +41,7 @@ import pyproj
 import shapely
 
 from ._checks import (
+    LONLAT,
     FeatureIds,
     check_far,
     check_location,
@@ -348,7 +349,7 @@ def _read_one(
         frame = _restore_shapefile_names(frame, spec)
     if not len(frame):
         problems = _no_features(spec, file)
-        return (None if problems else _empty(spec, frame.crs or pyproj.CRS(4326))), problems
+        return (None if problems else _empty(spec, frame.crs or LONLAT)), problems
     if frame.crs is None:
         return None, [
             Problem(
@@ -461,7 +462,7 @@ def _check_columns(frame: gpd.GeoDataFrame, spec: LayerSpec, file: Path | None) 
 
 def _lonlat_bounds(frame: gpd.GeoDataFrame, outline: np.ndarray | None) -> np.ndarray:
     """Return the layer's bounds in lon/lat, from ``outline_bounds`` where it gave them."""
-    return frame.to_crs(4326).total_bounds if outline is None else outline
+    return frame.to_crs(LONLAT).total_bounds if outline is None else outline
 
 
 def _utm_zone(bounds: list[np.ndarray]) -> pyproj.CRS:
@@ -470,7 +471,7 @@ def _utm_zone(bounds: list[np.ndarray]) -> pyproj.CRS:
         raise CRSError("the layers hold no features to place a working CRS; set [plan] crs")
     stacked = np.vstack(bounds)
     box = (stacked[:, 0].min(), stacked[:, 1].min(), stacked[:, 2].max(), stacked[:, 3].max())
-    probe = gpd.GeoSeries([shapely.box(*box)], crs=4326)
+    probe = gpd.GeoSeries([shapely.box(*box)], crs=LONLAT)
     try:
         crs = probe.estimate_utm_crs() if np.isfinite(box).all() else None
     except RuntimeError:
@@ -570,7 +571,7 @@ def validate_layers(
             continue
         if not len(frame):
             problems += _no_features(spec, None)
-            frame = _empty(spec, frame.crs or pyproj.CRS(4326))
+            frame = _empty(spec, frame.crs or LONLAT)
         elif frame.crs is None:
             problems.append(Problem("has no coordinate reference system; set one", layer=spec.name))
             continue
