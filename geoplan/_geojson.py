@@ -17,12 +17,13 @@ What GDAL does, as seen in its output (the tests compare the two on many values)
 * floats: ``%.17g``, or the first of ``%.16g``, ``%.15g``, ``%.14g`` whose decimals hold
   no run of six ``0`` or ``9`` when those of ``%.17g`` do; ``.0`` added to a whole
   number;
-* text: JSON escapes for ``"``, ``\`` and control characters, everything else as it is.
+* text: JSON escapes for ``"``, ``\`` and control characters, everything else as it is
+  (as :func:`json.dumps` writes it with ``ensure_ascii=False``).
 """
 
 from __future__ import annotations
 
-import re
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -44,8 +45,12 @@ PRECISION = 7
 _LON_LAT_LIMITS = (180.0, 90.0)
 #: Veltkamp's constant 2**27 + 1, to split a double into two halves (Dekker's product).
 _SPLIT = 134217729.0
-#: Characters JSON escapes; GDAL (json-c) writes ``/`` and everything else as it is.
-_ESCAPED = re.compile(r'[\x00-\x1f"\\]')
+#: A text as a JSON string, quotes included, as GDAL (json-c) writes it: ``"``, ``\`` and
+#: the control characters escaped, everything else (``/``, U+2028, ...) as it is. The
+#: same for every character but NUL (GDAL's C strings end there: such texts are left to
+#: GDAL) and lone surrogates (neither can encode them); test_export_fast_geojson.py
+#: compares the two on every character.
+_quoted = json.JSONEncoder(ensure_ascii=False).encode
 #: What GDAL writes before the features, and after them.
 _FEATURES = b'"features": [\n'
 _END = b"\n]\n}\n"
@@ -53,20 +58,7 @@ _END = b"\n]\n}\n"
 _ROWS_AT_ONCE = 1 << 16
 #: Lines shorter than this (degrees) may collapse to one point: GDAL then writes a point.
 _COLLAPSE = 2e-7
-_SHORT_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
 _DROPPED_RUNS = ("000000", "999999")
-
-
-def _json_string(text: str) -> str:
-    """Return the inside of a JSON string (no quotes) as json-c writes it."""
-
-    def escape(match: re.Match[str]) -> str:
-        char = match.group()
-        if char in '"\\':
-            return "\\" + char
-        return _SHORT_ESCAPES.get(char, f"\\u{ord(char):04x}")
-
-    return _ESCAPED.sub(escape, text)
 
 
 def _gdal_float(value: float) -> str:
@@ -272,9 +264,7 @@ def _property_texts(values: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
     joined = "".join(texts)
     if "\x00" in joined:  # GDAL's C strings end there
         odd |= np.array(["\x00" in t for t in texts], dtype=bool)
-    if _ESCAPED.search(joined):
-        texts = [_json_string(t) for t in texts]
-    quoted = np.array([f'"{t}"' for t in texts], dtype=object)
+    quoted = np.array([_quoted(t) for t in texts], dtype=object)
     return quoted[codes], odd[codes]
 
 
@@ -294,7 +284,7 @@ def _feature_pieces(frame: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray] | 
             return None
         texts, odd_values = found
         odd |= odd_values
-        pieces += [(", " if number else "") + f'"{_json_string(str(column))}": ', texts]
+        pieces += [(", " if number else "") + f"{_quoted(str(column))}: ", texts]
     pieces += [(" }" if columns else "}") + ', "geometry": ', geometry, " },\n"]
     merged: list[str | np.ndarray] = []
     for piece in pieces:

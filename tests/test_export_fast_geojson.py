@@ -119,6 +119,18 @@ def test_floats_are_written_as_gdal_writes_them(tmp_path: Path) -> None:
     assert left == 0
 
 
+def test_every_character_is_written_as_gdal_writes_it(tmp_path: Path) -> None:
+    codes = [c for c in range(1, 0x110000) if not 0xD800 <= c <= 0xDFFF]  # NUL: left to GDAL
+    texts = [f"x{''.join(map(chr, codes[i : i + 256]))}x" for i in range(0, len(codes), 256)]
+    texts += [chr(c) for c in range(1, 0x80)] + ["\u2028", "\u2029", "\ufeff", "a/b"]
+    frame = gpd.GeoDataFrame(
+        {'名称\n"\\\u2028\x1f': texts}, geometry=shapely.points(np.zeros(len(texts)), 0), crs=4326
+    )
+    gdal, fast, left = _both(frame, tmp_path)
+    assert fast == gdal
+    assert left == 0
+
+
 TEXT = st.one_of(
     st.text(alphabet='ab 中文"\\/{}[]\t\n\r\b\f\x01\x1f\x7f\u2028é', max_size=8),
     st.sampled_from(["{x}", "[1]", '{"a": 1}', "{", "", "x\x00y"]),
