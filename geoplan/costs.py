@@ -9,17 +9,15 @@ sums always equal the frames' totals.
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ._arraylike import FloatOrArray, shaped_like
 from .catalogue import Catalogue, load_catalogue
-from .electrical import _like
-
-FloatOrArray: TypeAlias = float | npt.NDArray[np.float64] | pd.Series
 
 OPEN_SURFACE = "open"
 ENERGIZED = "energized"
@@ -57,7 +55,7 @@ def box_cost_cny(positions: npt.ArrayLike, *, catalogue: Catalogue) -> FloatOrAr
     count = _counts(positions, "positions")
     base = float(catalogue.value("meter_boxes", "cost_cny_base"))
     per_position = float(catalogue.value("meter_boxes", "cost_cny_per_position"))
-    return _like(base + count * per_position, positions)
+    return shaped_like(base + count * per_position, positions)
 
 
 def trench_rates_cny_per_m(catalogue: Catalogue) -> dict[str, float]:
@@ -124,7 +122,7 @@ def trench_cost_cny(
         raise ValueError(msg)
     rate = np.array([rates[name] for name in names])[inverse].reshape(surfaces.shape)
     crossing_cny = float(catalogue.value("trench", "road_crossing_cny"))
-    return _like(length * rate + crossings * crossing_cny, length_m, surface, road_crossings)
+    return shaped_like(length * rate + crossings * crossing_cny, length_m, surface, road_crossings)
 
 
 # --- bill of quantities ------------------------------------------------------------------

@@ -13,18 +13,16 @@ runs on a city's 10^5 cables in one pass.
 from __future__ import annotations
 
 import math
-from typing import Any, TypeAlias
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ._arraylike import FloatOrArray, IntOrArray, shaped_like
 from .catalogue import Catalogue
 from .errors import Problem, SettingsError
-
-FloatOrArray: TypeAlias = float | npt.NDArray[np.float64] | pd.Series
-IntOrArray: TypeAlias = int | npt.NDArray[np.int64] | pd.Series
 
 PHASES = (1, 3)
 INSTALLATIONS = ("direct", "duct")
@@ -61,16 +59,6 @@ def _phases(phases: Any) -> npt.NDArray[np.int64]:
         msg = f"phases must be 1 or 3; got {bad!r}"
         raise ValueError(msg)
     return out.astype(np.int64)
-
-
-def _like(result: npt.NDArray[Any], *inputs: Any) -> Any:
-    """Return ``result`` shaped like the inputs: scalar, Series (with its index) or array."""
-    for item in inputs:
-        if isinstance(item, pd.Series) and result.shape == (len(item),):
-            return pd.Series(result, index=item.index)
-    if result.ndim == 0:
-        return result.item()
-    return result
 
 
 def _tan_phi(catalogue: Catalogue) -> float:
@@ -143,7 +131,7 @@ def demand_factor(
         row = np.searchsorted(above, count, side="left") - 1
         floor_kx = np.where(row >= 0, kx_min[np.clip(row, 0, None)], 0.0)
         kx = np.maximum(kx, floor_kx)
-    return _like(kx, households)
+    return shaped_like(kx, households)
 
 
 def design_load_kw(
@@ -170,7 +158,7 @@ def design_load_kw(
     count = _array(rooms, "rooms")
     kx: npt.NDArray[np.float64] = np.asarray(demand_factor(count, catalogue=catalogue, cable=cable))
     load = count * float(catalogue.value("loads", "storage_room_kw")) * kx
-    return _like(load, rooms)
+    return shaped_like(load, rooms)
 
 
 def box_phases(load_kw: npt.ArrayLike, *, catalogue: Catalogue) -> IntOrArray:
@@ -190,7 +178,7 @@ def box_phases(load_kw: npt.ArrayLike, *, catalogue: Catalogue) -> IntOrArray:
     """
     load = _array(load_kw, "load_kw")
     above = float(catalogue.value("meter_boxes", "three_phase_above_kw"))
-    return _like(np.where(load > above, 3, 1).astype(np.int64), load_kw)
+    return shaped_like(np.where(load > above, 3, 1).astype(np.int64), load_kw)
 
 
 # --- current and voltage drop -----------------------------------------------------------
@@ -225,7 +213,7 @@ def design_current_a(
     three_kv = float(catalogue.value("voltage", "three_phase_kv"))
     single_kv = float(catalogue.value("voltage", "single_phase_kv"))
     apparent_kv = np.where(n_phases == 3, math.sqrt(3.0) * three_kv, single_kv)
-    return _like(load / (apparent_kv * power_factor), load_kw, phases)
+    return shaped_like(load / (apparent_kv * power_factor), load_kw, phases)
 
 
 def voltage_drop_pct(
@@ -279,7 +267,7 @@ def voltage_drop_pct(
     # ΔU% = k·P·L·(R + X·tanφ)/(10·U²): k = 1 three-phase, 2 single-phase
     factor = np.where(n_phases == 3, 1.0 / (10.0 * three_kv**2), 2.0 / (10.0 * single_kv**2))
     drop = factor * load * length_km * (r + x * _tan_phi(catalogue))
-    return _like(drop, load_kw, length_m, r_ohm_per_km, x_ohm_per_km, phases)
+    return shaped_like(drop, load_kw, length_m, r_ohm_per_km, x_ohm_per_km, phases)
 
 
 def derating_factor(n_cables: npt.ArrayLike, *, catalogue: Catalogue) -> FloatOrArray:
@@ -307,7 +295,7 @@ def derating_factor(n_cables: npt.ArrayLike, *, catalogue: Catalogue) -> FloatOr
     group = np.asarray(catalogue.value("cables", "group_factors"), dtype=float)
     ground = float(catalogue.value("cables", "ground_25c_factor"))
     index = np.minimum(count.astype(np.int64), len(group)) - 1
-    return _like(ground * group[index], n_cables)
+    return shaped_like(ground * group[index], n_cables)
 
 
 # --- cable selection ---------------------------------------------------------------------
