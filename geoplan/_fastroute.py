@@ -303,8 +303,9 @@ def candidate_pairs(
     empty = Search(copies, np.zeros(0, bool), np.zeros(0, np.int64), np.zeros(0), ids)
     if not ids:
         return pd.DataFrame(columns=columns), empty, np.zeros(0, dtype=np.int64)
+    # limited to the reach: a node in reach has its whole shortest path in reach
     dist = csgraph.dijkstra(
-        copies.matrix(arrays.length_m), indices=copies.source, min_only=True, limit=reach_m * 2
+        copies.matrix(arrays.length_m), indices=copies.source, min_only=True, limit=reach_m
     )
     in_reach = dist <= reach_m
     del dist
