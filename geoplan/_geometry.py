@@ -164,8 +164,8 @@ def _inner_points(lines: GeomArray) -> FloatArray:
     step = np.diff(coords, axis=0)
     usable = (index[1:] == index[:-1]) & np.any(step != 0, axis=1)
     at = np.flatnonzero(usable)
-    _, first = np.unique(index[at], return_index=True)
-    at = at[first]
+    owner = index[at]  # ascending: the first of each line starts its run
+    at = at[np.r_[True, owner[1:] != owner[:-1]]] if len(at) else at
     return coords[at] + step[at] / 2
 
 

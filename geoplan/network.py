@@ -173,9 +173,9 @@ def build_arrays(
 
     started = time.perf_counter()
     lines = _snap_ends(table["geometry"].to_numpy(), tolerance_m)
-    pieces, source = _node_lines(lines, polygons)
+    pieces, source, inner_xy = _node_lines(lines, polygons)
     per_m = table["cost_cny_per_m"].to_numpy(float)
-    pieces, source = _split_parallels(pieces, source, per_m)
+    pieces, source = _split_parallels(pieces, source, per_m, inner_xy)
     noded = time.perf_counter()
     u, v, node_xy, pieces = _number_nodes(pieces)
     keep = u != v  # rounding debris shorter than a millimetre
@@ -443,8 +443,8 @@ def _merge_close_ends(lines: GeomArray, tolerance_m: float) -> GeomArray:
     return out
 
 
-def _node_lines(lines: GeomArray, polygons: GeomArray) -> tuple[GeomArray, IntArray]:
-    """Node the lines; drop parts inside barriers; return pieces and their source line.
+def _node_lines(lines: GeomArray, polygons: GeomArray) -> tuple[GeomArray, IntArray, FloatArray]:
+    """Node the lines; drop parts inside barriers; the pieces, their source, inner points.
 
     Up to :data:`_STRIP_LINES` lines are noded at once; more are noded in vertical strips
     on two threads (shapely releases the GIL), each strip with every line that reaches
@@ -462,12 +462,12 @@ def _node_lines(lines: GeomArray, polygons: GeomArray) -> tuple[GeomArray, IntAr
     n_strips = 2 * -(-len(lines) // (2 * _STRIP_LINES)) if len(lines) > _STRIP_LINES else 1
     if n_strips <= 1:
         everything = np.arange(len(lines))
-        pieces, source = _node_strip(lines, outlines, everything, everything >= 0)
+        pieces, source, inner_xy = _node_strip(lines, outlines, everything, everything >= 0)
     else:
-        pieces, source = _node_in_strips(lines, outlines, n_strips)
+        pieces, source, inner_xy = _node_in_strips(lines, outlines, n_strips)
     keep = np.ones(len(pieces), dtype=bool)
     if len(polygons):
-        inner = shapely.points(_inner_points(pieces))
+        inner = shapely.points(inner_xy)
         inside, _ = _query_in_threads(tree, inner, predicate="within")
         keep[inside] = False
     logger.debug(
@@ -476,35 +476,41 @@ def _node_lines(lines: GeomArray, polygons: GeomArray) -> tuple[GeomArray, IntAr
         int(keep.sum()),
         int((~keep).sum()),
     )
-    return pieces[keep], source[keep]
+    return pieces[keep], source[keep], inner_xy[keep]
 
 
 def _node_strip(
     lines: GeomArray, outlines: GeomArray, member: IntArray, owned: BoolArray
-) -> tuple[GeomArray, IntArray]:
-    """Node ``lines`` with ``outlines``; the pieces of the ``owned`` lines and their source.
+) -> tuple[GeomArray, IntArray, FloatArray]:
+    """Node ``lines`` with ``outlines``: the owned lines' pieces, sources, inner points.
 
-    ``lines`` are those reaching into a strip, ``member`` their indices among all lines
-    (ascending); those not ``owned`` only cut. A piece's source is the lowest-ranked line
-    it lies on (the cheaper of overlapping corridors); pieces whose source is not owned
-    are left out.
+    Returns the pieces of the ``owned`` lines, their source and a point inside each
+    (:func:`_inner_points`). ``lines`` are those reaching into a strip, ``member`` their
+    indices among all lines (ascending); those not ``owned`` only cut. A piece's source is
+    the lowest-ranked line it lies on (the cheaper of overlapping corridors); pieces whose
+    source is not owned are left out.
     """
     noded = shapely.node(shapely.multilinestrings(np.concatenate([lines, outlines])))
     pieces = shapely.get_parts(noded)
     del noded  # a copy of every piece: hundreds of MB for a city
-    inner = shapely.points(_inner_points(pieces))
-    pi, li = shapely.STRtree(lines).query(inner, predicate="dwithin", distance=_GRID_M)
+    inner_xy = _inner_points(pieces)
+    pi, li = shapely.STRtree(lines).query(
+        shapely.points(inner_xy), predicate="dwithin", distance=_GRID_M
+    )
     first = np.full(len(pieces), len(lines), dtype=np.int64)
     np.minimum.at(first, pi, li)  # member is ascending: the lowest rank
     keep = first < len(lines)
     keep[keep] = owned[first[keep]]
-    return pieces[keep], member[first[keep]]
+    return pieces[keep], member[first[keep]], inner_xy[keep]
 
 
 def _node_in_strips(
     lines: GeomArray, outlines: GeomArray, n_strips: int
-) -> tuple[GeomArray, IntArray]:
-    """Node the lines in ``n_strips`` vertical strips of equal line counts, on two threads."""
+) -> tuple[GeomArray, IntArray, FloatArray]:
+    """Node the lines in ``n_strips`` vertical strips of equal line counts, on two threads.
+
+    Returns what :func:`_node_strip` returns, for all strips.
+    """
     bounds = shapely.bounds(lines)
     outline_bounds = shapely.bounds(outlines) if len(outlines) else np.zeros((0, 4))
     centre = (bounds[:, 0] + bounds[:, 2]) / 2
@@ -518,13 +524,17 @@ def _node_in_strips(
         jobs.append((lines[member], outlines[cutting], member, np.isin(member, chunk)))
     with ThreadPoolExecutor(max_workers=2) as pool:
         done = list(pool.map(lambda job: _node_strip(*job), jobs))
-    return np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done])
+    pieces, source, inner_xy = (np.concatenate([d[i] for d in done]) for i in range(3))
+    return pieces, source, inner_xy
 
 
 def _split_parallels(
-    pieces: GeomArray, source: IntArray, per_m: FloatArray
+    pieces: GeomArray, source: IntArray, per_m: FloatArray, inner: FloatArray
 ) -> tuple[GeomArray, IntArray]:
-    """Split loops at their thirds and all but the cheapest of parallel edges at midpoints."""
+    """Split loops at their thirds and all but the cheapest of parallel edges at midpoints.
+
+    ``inner`` holds the pieces' :func:`_inner_points` (which break ties between them).
+    """
     if not len(pieces):
         return pieces, source
     start, end = _end_coords(pieces)
@@ -532,7 +542,6 @@ def _split_parallels(
     s, e = ids[: len(pieces)], ids[len(pieces) :]
     a, b = np.minimum(s, e), np.maximum(s, e)
     length = shapely.length(pieces)
-    inner = _inner_points(pieces)
     order = np.lexsort((inner[:, 1], inner[:, 0], source, length, length * per_m[source], b, a))
     repeat = np.zeros(len(pieces), dtype=bool)
     repeat[order[1:]] = (a[order][1:] == a[order][:-1]) & (b[order][1:] == b[order][:-1])
