@@ -359,29 +359,30 @@ def _snap_ends(lines: GeomArray, tolerance_m: float) -> GeomArray:
     lines = _merge_close_ends(lines, tolerance_m)
     lines = lines[shapely.length(lines) > _GRID_M]
     n = len(lines)
-    ends = np.concatenate([shapely.get_point(lines, 0), shapely.get_point(lines, -1)])
+    end_xy = np.concatenate(_end_coords(lines))
     owner = np.tile(np.arange(n), 2)
     # An end shared with another line's end is a junction, not a gap: only loose ends
     # look for a line to reach.
-    _, spot, count = _point_groups(shapely.get_coordinates(ends))
+    _, spot, count = _point_groups(end_xy)
     loose = np.flatnonzero(count[spot] == 1)
-    ei, li = _query_in_threads(
-        shapely.STRtree(lines), ends[loose], predicate="dwithin", distance=tolerance_m
+    loose_ends = shapely.points(end_xy[loose])
+    qi, li = _query_in_threads(
+        shapely.STRtree(lines), loose_ends, predicate="dwithin", distance=tolerance_m
     )
-    ei = loose[ei]
-    mine = li != owner[ei]
-    ei, li = ei[mine], li[mine]
-    dist = shapely.distance(ends[ei], lines[li])
+    mine = li != owner[loose[qi]]
+    qi, li = qi[mine], li[mine]
+    dist = shapely.distance(loose_ends[qi], lines[li])
     gap = dist > _GRID_M
-    ei, li, dist = ei[gap], li[gap], dist[gap]
-    if not ei.size:
+    qi, li, dist = qi[gap], li[gap], dist[gap]
+    if not qi.size:
         return lines
+    ei = loose[qi]
     order = np.lexsort((li, dist, ei))
-    ei, li = ei[order], li[order]
+    ei, qi, li = ei[order], qi[order], li[order]
     nearest = _group_rank(ei) == 0
-    ei, li = ei[nearest], li[nearest]
+    ei, qi, li = ei[nearest], qi[nearest], li[nearest]
     target = shapely.line_interpolate_point(
-        lines[li], shapely.line_locate_point(lines[li], ends[ei])
+        lines[li], shapely.line_locate_point(lines[li], loose_ends[qi])
     )
     changed = _distinct(owner[ei])
     coords, vline = shapely.get_coordinates(lines[changed], return_index=True)
