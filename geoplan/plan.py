@@ -112,10 +112,9 @@ def _barriers(layers: Layers) -> gpd.GeoSeries:
 
 
 def _removals(
-    layers: Layers, boxes: gpd.GeoDataFrame, served: set[str], settings: Settings
+    scored: gpd.GeoDataFrame, boxes: gpd.GeoDataFrame, served: set[str]
 ) -> gpd.GeoDataFrame:
-    """List the flying wires that go, each with the box that replaces it."""
-    scored = score_wires(layers["flying_wires"], corridors=layers["corridors"], settings=settings)
+    """List the flying wires that go (of ``scored``, see score_wires), each with its box."""
     present = scored[~scored["reasons"].astype(str).str.contains("removed", regex=False)]
     if "to_block_id" not in present or not len(present):
         return present.assign(box_id="")
@@ -261,7 +260,8 @@ def plan(
     clock("cable sizing")
 
     step("hazards and costs")
-    removals = _removals(layers, boxes, set(supply_of), settings)
+    scored = score_wires(layers["flying_wires"], corridors=layers["corridors"], settings=settings)
+    removals = _removals(scored, boxes, set(supply_of))
     trench_cables = routes.trench_boxes.assign(
         cable_id=[_cable_id(supply_of[b], b) for b in routes.trench_boxes["box_id"]]
     )
@@ -273,7 +273,7 @@ def plan(
         trench_cables=trench_cables,
         removals=removals,
         unserved=unserved,
-        settings=settings,
+        scored=scored,
     )
     meter_boxes = conform(boxes, "meter_boxes")
     cables = conform(cables.sort_values("cable_id", ignore_index=True), "cables")
@@ -324,7 +324,7 @@ def _summary(
     trench_cables: pd.DataFrame,
     removals: gpd.GeoDataFrame,
     unserved: gpd.GeoDataFrame,
-    settings: Settings,
+    scored: gpd.GeoDataFrame,
 ) -> pd.DataFrame:
     """One row per compound: households, boxes, positions, lengths, cost, hazard, rank."""
     compounds = layers["compounds"]
@@ -344,7 +344,6 @@ def _summary(
     )
     costs = costs_by_compound(boxes, cables, trenches, trench_cables=trench_cables)
     costs = costs.set_index("compound_id")["cost_cny"]
-    scored = score_wires(layers["flying_wires"], corridors=layers["corridors"], settings=settings)
     served_wires = removals.loc[removals["box_id"] != "", "wire_id"]
     hazard = compound_hazard(scored, compounds, removed_wire_ids=served_wires)
     ranked = rank_priority(hazard, costs.reindex(ids.astype(str)).fillna(0.0))
