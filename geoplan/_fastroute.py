@@ -525,14 +525,8 @@ def trench_sections(
     count = np.diff(np.r_[start, len(e_sorted)])
     n_on_edge = np.zeros(arrays.n_edges, dtype=np.int64)
     n_on_edge[used] = count
-    split = np.split(r_sorted, start[1:])
-    cable_sets = [tuple(s.tolist()) for s in split]
-    surface = arrays.surface[used]
-    off = arrays.off_corridor[used]
-    keys = list(zip(cable_sets, surface.tolist(), off.tolist(), strict=True))
-    group_keys = sorted(set(keys))
-    group_index = {k: i for i, k in enumerate(group_keys)}
-    group = np.array([group_index[k] for k in keys], dtype=np.int64)
+    surface, off = arrays.surface[used], arrays.off_corridor[used]
+    group, rep = _cable_groups(r_sorted, start, count, surface, off)
 
     # Sections: edges of one group joined at nodes where exactly two of them meet.
     order = np.lexsort((arrays.v[used], arrays.u[used], group))
@@ -567,33 +561,24 @@ def trench_sections(
     section = rank[part]
     road = np.bincount(section, weights=arrays.road_crossings[used], minlength=n_parts)
     cost = np.bincount(section, weights=arrays.weight[used], minlength=n_parts)
-    g_sorted = part_group[sort]
-    supplies = [
-        ";".join(sorted({supply_of[box_ids[c]] for c in group_keys[g][0]}))
-        for g in range(len(group_keys))
-    ]
+    edge_of = rep[part_group[sort]]  # the edge standing for each trench's group
+    sizes = count[edge_of]
+    members = r_sorted[_segments(start[edge_of], sizes)]  # each trench's cables, in order
+    supplies = _supply_names(box_ids, supply_of, members, sizes)
     trench_ids = [f"TR{i:05d}" for i in range(1, n_parts + 1)]
     trenches = gpd.GeoDataFrame(
         {
             "trench_id": trench_ids,
-            "supply_id": [supplies[g] for g in g_sorted.tolist()],
-            "surface": [group_keys[g][1] for g in g_sorted.tolist()],
-            "off_corridor": np.array([group_keys[g][2] for g in g_sorted.tolist()], dtype=bool),
+            "supply_id": supplies,
+            "surface": surface[edge_of],
+            "off_corridor": off[edge_of].astype(bool),
             "road_crossings": road.astype("float64"),
-            "n_cables": np.array(
-                [len(group_keys[g][0]) for g in g_sorted.tolist()], dtype=np.int64
-            ),
+            "n_cables": sizes.astype(np.int64),
             "length_m": shapely.length(merged[sort]).astype("float64"),
             "cost_cny": cost.astype("float64"),
         },
         geometry=merged[sort],
         crs=arrays.crs,
-    )
-    sizes = trenches["n_cables"].to_numpy()
-    members = (
-        np.concatenate([np.asarray(group_keys[g][0], dtype=np.int64) for g in g_sorted.tolist()])
-        if n_parts
-        else np.zeros(0, dtype=np.int64)
     )
     trench_boxes = pd.DataFrame(
         {
@@ -602,6 +587,63 @@ def trench_sections(
         }
     )
     return trenches, trench_boxes, rows, n_on_edge[rows]
+
+
+def _cable_groups(
+    cables: IntArray, start: IntArray, count: IntArray, surface: np.ndarray, off: BoolArray
+) -> tuple[IntArray, IntArray]:
+    """Group the edges by their (cables, surface, off corridor), groups in sorted order.
+
+    Edge ``i`` carries ``cables[start[i] : start[i] + count[i]]`` (ascending). The groups
+    are numbered in the order Python sorts the keys ``(tuple(cables), surface, off)``, as
+    the networkx version does: the cable tuples are ranked position by position (a
+    shorter tuple before any it begins), then surface and off corridor break ties.
+    Returns each edge's group and each group's first edge.
+    """
+    n = len(start)
+    if not n:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    rank = np.zeros(n, dtype=np.int64)
+    span = int(cables.max()) + 2
+    for j in range(int(count.max())):
+        longer = count > j
+        value = np.zeros(n, dtype=np.int64)  # 0: the tuple has ended
+        value[longer] = cables[start[longer] + j] + 1
+        rank = np.unique(rank * span + value, return_inverse=True)[1].astype(np.int64)
+    _, surface_code = np.unique(surface, return_inverse=True)
+    order = np.lexsort((off, surface_code, rank))
+    key = np.stack([rank, surface_code, off.astype(np.int64)])[:, order]
+    new = np.ones(n, dtype=bool)
+    new[1:] = np.any(key[:, 1:] != key[:, :-1], axis=0)
+    group = np.empty(n, dtype=np.int64)
+    group[order] = np.cumsum(new) - 1
+    return group, order[new]
+
+
+def _segments(first: IntArray, length: IntArray) -> IntArray:
+    """Return the indices ``first[k] .. first[k] + length[k] - 1`` for each k, in turn."""
+    total = int(length.sum())
+    offset = np.arange(total) - np.repeat(np.cumsum(length) - length, length)
+    return np.repeat(first, length) + offset
+
+
+def _supply_names(
+    box_ids: list[str], supply_of: dict[str, str], members: IntArray, sizes: IntArray
+) -> list[str]:
+    """Each trench's supplies, sorted and joined by ``;`` (its cables: ``members``)."""
+    names, code = np.unique(
+        np.array([supply_of[b] for b in box_ids], dtype=object), return_inverse=True
+    )
+    if not len(sizes):
+        return []
+    first = np.cumsum(sizes) - sizes
+    codes = code[members]
+    low = np.minimum.reduceat(codes, first)
+    high = np.maximum.reduceat(codes, first)
+    out = names[low].tolist()
+    for k in np.flatnonzero(low != high):  # cables of several supplies share the trench
+        out[k] = ";".join(names[np.unique(codes[first[k] : first[k] + sizes[k]])])
+    return out
 
 
 def route_geometry(

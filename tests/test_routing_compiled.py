@@ -380,3 +380,29 @@ def test_city_scale_batching_gives_the_same_plan(
         a, b = getattr(whole, name), getattr(batched, name)
         pd.testing.assert_frame_equal(a.drop(columns="geometry"), b.drop(columns="geometry"))
         assert list(shapely.to_wkb(a.geometry.array)) == list(shapely.to_wkb(b.geometry.array))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_cable_groups_number_keys_in_python_sort_order(seed: int) -> None:
+    """Edges' (cables, surface, off corridor) keys: grouped and ordered as sorted() orders
+    them, prefixes (a cable tuple that begins a longer one) and repeats included."""
+    rng = np.random.default_rng(seed)
+    n = 400
+    stems = [sorted(rng.choice(30, size=rng.integers(1, 6), replace=False)) for _ in range(40)]
+    cable_sets = []
+    for _ in range(n):
+        stem = stems[rng.integers(len(stems))]
+        cut = int(rng.integers(1, len(stem) + 1))  # often a prefix of another edge's set
+        cable_sets.append(tuple(int(c) for c in stem[:cut]))
+    surface = rng.choice(np.array(["soil", "asphalt", "open"], dtype=object), size=n)
+    off = rng.random(n) < 0.2
+    count = np.array([len(c) for c in cable_sets])
+    start = np.cumsum(count) - count
+    cables = np.concatenate([np.array(c) for c in cable_sets])
+
+    group, rep = _fastroute._cable_groups(cables, start, count, surface, off)
+
+    keys = list(zip(cable_sets, surface.tolist(), off.tolist(), strict=True))
+    want = {k: i for i, k in enumerate(sorted(set(keys)))}
+    assert group.tolist() == [want[k] for k in keys]
+    assert [keys[e] for e in rep] == sorted(set(keys))
