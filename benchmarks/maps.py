@@ -58,10 +58,11 @@ def _write_some(plan: Any, out: Path, pages: int, times: dict[str, float]) -> li
     The time to build the per-plan index goes to ``times["plan_index_s"]``.
     """
     from geoplan import __version__
-    from geoplan.maps import _write, compound_file
+    from geoplan.maps import ASSETS_DIR, _write, compound_file
     from geoplan.maps._dashboard import dashboard_page
     from geoplan.maps._index import PlanIndex
     from geoplan.maps._overview import overview_page
+    from geoplan.maps._page import asset_texts
     from geoplan.maps._planmap import plan_page
     from geoplan.privacy import redact_plan
 
@@ -91,9 +92,18 @@ def _write_some(plan: Any, out: Path, pages: int, times: dict[str, float]) -> li
     index = PlanIndex(plan)
     times["plan_index_s"] = time.perf_counter() - started
     up = {c: f"../{f}" for c, f in links.items()}
+    for name, text in asset_texts().items():  # Leaflet, shared by the compound pages
+        paths.append(_write(out / ASSETS_DIR / name, text))
     for cid in ids[:: max(1, len(ids) // max(pages, 1))][:pages]:  # spread over the city
         page, _ = plan_page(
-            plan, compound_id=cid, title=cid, links=up, back_links=home, tiles=None, index=index
+            plan,
+            compound_id=cid,
+            title=cid,
+            links=up,
+            back_links=home,
+            tiles=None,
+            index=index,
+            assets=f"../{ASSETS_DIR}/",
         )
         paths.append(_write(out / links[cid], page))
     return paths
@@ -154,7 +164,7 @@ def run_one(
     stamps = [started, *(t for _, t in clock.marks)]
     times = [b - a for a, b in itertools.pairwise(stamps)]
     n_compounds = len({str(c) for c in made.layers["compounds"]["compound_id"]})
-    written = len(paths) - 3
+    written = sum(k.startswith("compounds/") for k in sizes)
     compound_bytes = sum(v for k, v in sizes.items() if k.startswith("compounds/"))
     compound_s = sum(times[3:]) - result.get("plan_index_s", 0.0)
     result |= {

@@ -24,12 +24,20 @@ import jinja2
 import pandas as pd
 import pytest
 from geopandas.testing import assert_geodataframe_equal
-from test_browser import MAP_READY, assert_clean, browser, visit  # noqa: F401 (fixtures)
+from test_browser import (  # noqa: F401 (fixtures)
+    COUNT_JS,
+    MAP_READY,
+    assert_clean,
+    browser,
+    expected_counts,
+    visit,
+)
 from test_maps import PAYLOAD_IMG, PAYLOAD_SCRIPT, external_urls, with_names
 
 from benchmarks.city import CitySpec, make_city
 from geoplan.layers import Layers, validate_layers
 from geoplan.maps import (
+    ASSETS_DIR,
     CITY_FEATURES,
     _assets,
     _page,
@@ -172,7 +180,25 @@ def test_every_page_is_written(plan: Plan, pages: list[Path]):
     names = [p.relative_to(out).as_posix() for p in pages]
     ids = sorted(plan.layers["compounds"]["compound_id"].astype(str))
     assert names[:3] == ["index.html", "district.html", "heatmap.html"]
-    assert names[3:] == [compound_file(c) for c in ids]
+    assert names[3:6] == [f"{ASSETS_DIR}/{name}" for name in _page.ASSET_FILES]
+    assert names[6:] == [compound_file(c) for c in ids]
+
+
+def test_compound_pages_share_one_copy_of_leaflet(pages: list[Path]):
+    """A city's compound pages link to Leaflet's files in assets/ instead of inlining them
+    (150 kB a page), and those files are what the district pages inline."""
+    out = pages[0].parent
+    texts = _page.asset_texts()
+    for name in _page.ASSET_FILES:
+        assert (out / ASSETS_DIR / name).read_text(encoding="utf-8") == texts[name]
+    compound = [p for p in pages if p.parent.name == "compounds"]
+    sizes = [p.stat().st_size for p in compound]
+    assert max(sizes) < len(texts["leaflet.js"]), "a compound page still inlines Leaflet"
+    for path in compound[:5]:
+        text = path.read_text(encoding="utf-8")
+        assert texts["leaflet.js"][:2000] not in text
+        assert '<script src="../assets/leaflet.js"></script>' in text
+        assert '<link rel="stylesheet" href="../assets/leaflet.css">' in text
 
 
 def test_overview_has_one_marker_per_compound_and_no_lines(plan: Plan, pages: list[Path]):
@@ -240,10 +266,13 @@ def test_heatmap_overview_has_hazard_now_and_after(plan: Plan, pages: list[Path]
 
 
 def test_pages_are_offline(pages: list[Path]):
-    for path in [*pages[:3], *pages[3:10]]:
+    compound = [p for p in pages if p.parent.name == "compounds"]
+    for path in [*pages[:3], *compound[:7]]:
         text = path.read_text(encoding="utf-8")
         assert external_urls(text) == [], path.name
-        assert "<link" not in text, path.name
+        links = re.findall(r"<link[^>]*>", text)
+        local = ['<link rel="stylesheet" href="../assets/leaflet.css">']
+        assert links == (local if path in compound else []), path.name
         for word in ("cdn.", "bootstrap", "font-awesome", "awesome-markers", "jquery"):
             assert word not in text.lower(), (path.name, word)
         assert '<meta charset="utf-8">' in text
@@ -403,7 +432,7 @@ def test_written_pages_are_the_rendered_ones(plan: Plan, pages: list[Path]):
 
     ids = sorted(plan.summary["compound_id"])
     shown = redact_plan(plan)
-    written = pages[3].read_text(encoding="utf-8")
+    written = (pages[0].parent / compound_file(ids[0])).read_text(encoding="utf-8")
     page, _ = plan_page(
         shown,
         compound_id=ids[0],
@@ -414,6 +443,7 @@ def test_written_pages_are_the_rendered_ones(plan: Plan, pages: list[Path]):
             ("../district.html", "区域概览图 District overview"),
         ],
         tiles=None,
+        assets=f"../{ASSETS_DIR}/",
     )
     assert page == written
 
@@ -513,4 +543,18 @@ def test_overview_names_show_as_text_in_chromium(hostile: Plan, tmp_path: Path, 
     )
     assert shown == [PAYLOAD_SCRIPT, PAYLOAD_IMG, PAYLOAD_JINJA]
     seen.page.wait_for_timeout(200)  # an <img onerror> would have fired by now
+    assert_clean(seen)
+
+
+@needs_browser
+def test_compound_page_draws_with_the_shared_leaflet_in_chromium(
+    plan: Plan, pages: list[Path], request
+):
+    out = pages[0].parent
+    cid = str(plan.cables["compound_id"].value_counts().index[0])  # the busiest compound
+    seen = request.getfixturevalue("visit")(out / compound_file(cid), ready=MAP_READY)
+    drawn = seen.page.evaluate(COUNT_JS)
+    expected = expected_counts(plan, cid)
+    assert {k: v["layers"] for k, v in drawn.items() if k in expected} == expected
+    assert seen.page.evaluate("() => L.version") == _assets.LEAFLET_VERSION
     assert_clean(seen)

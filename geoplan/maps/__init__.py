@@ -40,6 +40,9 @@ _DISTRICT_PLAN = "区域方案图 District plan"
 _DISTRICT_OVERVIEW = "区域概览图 District overview"
 
 
+ASSETS_DIR = "assets"  # city scale: Leaflet's files, shared by the compound pages
+
+
 def compound_file(compound_id: str) -> str:
     """Return the page of a compound relative to the output folder.
 
@@ -136,7 +139,9 @@ def write_maps(
     ``district.html`` and ``heatmap.html`` become overviews instead: one marker per
     compound with its figures and a link to its page, and the flying-wire hazard summed
     on a grid; the dashboard keeps every compound in a leaner table and counts unserved
-    blocks by reason. Compound pages are the same at every scale.
+    blocks by reason. Compound pages show the same at every scale; a city's link to one
+    copy of Leaflet in ``assets/`` instead of each inlining it (150 kB a page: 1 GB for
+    5,000 compounds), so copy the folder whole.
 
     Parameters
     ----------
@@ -157,8 +162,9 @@ def write_maps(
     Returns
     -------
     paths
-        ``index.html``, ``district.html``, ``heatmap.html``, then
-        ``compounds/<compound_id>.html`` in compound-id order.
+        ``index.html``, ``district.html``, ``heatmap.html``, at city scale the files in
+        ``assets/`` (Leaflet, which the compound pages then link to instead of each
+        inlining it), then ``compounds/<compound_id>.html`` in compound-id order.
 
     Raises
     ------
@@ -223,6 +229,13 @@ def write_maps(
     paths.append(_write(out_dir / "heatmap.html", heat))
     names = _compound_names(plan)
     up = [("../index.html", "看板 Dashboard"), ("../district.html", district_label)]
+    assets = None
+    if city:  # thousands of compound pages share one copy of Leaflet
+        from ._page import asset_texts
+
+        assets = f"../{ASSETS_DIR}/"
+        for name, text in asset_texts().items():
+            paths.append(_write(out_dir / ASSETS_DIR / name, text))
     for cid in ids:
         page, _ = plan_page(
             plan,
@@ -232,6 +245,7 @@ def write_maps(
             back_links=up,
             tiles=tiles,
             index=index,
+            assets=assets,
         )
         paths.append(_write(out_dir / files[cid], page))
     logger.info("wrote %d map pages to %s", len(paths), out_dir)
@@ -348,6 +362,7 @@ def district_map(
 
 
 __all__ = [
+    "ASSETS_DIR",
     "CITY_FEATURES",
     "MapPage",
     "compound_file",

@@ -55,6 +55,20 @@ PAGE_CSS = (
 )
 
 
+#: The files of :func:`asset_texts`, by name: Leaflet's CSS (images inlined), its
+#: JavaScript and the default-icon script, as the pages would otherwise inline them.
+ASSET_FILES = ("leaflet.css", "leaflet.js", "leaflet-icon.js")
+
+
+def asset_texts() -> dict[str, str]:
+    """Return Leaflet's files (:data:`ASSET_FILES`), for many pages to share."""
+    return {
+        "leaflet.css": _assets.leaflet_css(),
+        "leaflet.js": _assets.leaflet_js(),
+        "leaflet-icon.js": _assets.default_icon_js(),
+    }
+
+
 _BRACES = str.maketrans({"{": "&#123;", "}": "&#125;"})
 
 
@@ -360,21 +374,36 @@ def render(
     heat: bool = False,
     tiles: str | None,
     scripts: Sequence[str] = (),
+    assets: str | None = None,
 ) -> str:
     """Render a map as one self-contained page (offline unless ``tiles`` was given).
 
     ``scripts`` are geoplan's own scripts (already safe), run before the map is made.
+    ``assets``: None inlines Leaflet; a relative folder (``"../assets/"``) links to the
+    files of :func:`asset_texts` written there instead, for many pages side by side.
     """
     figure = fmap.get_root()
     assert isinstance(figure, Figure)
     _strip_links(figure)
+    if assets is None:
+        leaflet = [
+            ("leaflet_css", Raw(f"<style>{_assets.leaflet_css()}</style>")),
+            ("leaflet_js", Raw(f"<script>{_assets.leaflet_js()}</script>")),
+            ("icon_js", Raw(f"<script>{_assets.default_icon_js()}</script>")),
+        ]
+    else:
+        href = {name: esc(assets + name) for name in ASSET_FILES}
+        leaflet = [
+            ("leaflet_css", Raw(f'<link rel="stylesheet" href="{href["leaflet.css"]}">')),
+            ("leaflet_js", Raw(f'<script src="{href["leaflet.js"]}"></script>')),
+            ("icon_js", Raw(f'<script src="{href["leaflet-icon.js"]}"></script>')),
+        ]
     head: list[tuple[str, Element]] = [
         ("meta_charset", Raw('<meta charset="utf-8">')),
         ("title", Raw(f"<title>{esc(title)}</title>")),
-        ("leaflet_css", Raw(f"<style>{_assets.leaflet_css()}</style>")),
+        leaflet[0],
         ("page_css", Raw(f"<style>{PAGE_CSS}{'' if tiles else PLAIN_CSS}</style>")),
-        ("leaflet_js", Raw(f"<script>{_assets.leaflet_js()}</script>")),
-        ("icon_js", Raw(f"<script>{_assets.default_icon_js()}</script>")),
+        *leaflet[1:],
     ]
     if heat:
         head.append(("heat_js", Raw(f"<script>{_assets.heat_js()}</script>")))

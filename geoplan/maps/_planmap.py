@@ -459,6 +459,7 @@ def plan_page(
     back_links: Sequence[tuple[str, str]],
     tiles: str | None,
     index: PlanIndex | None = None,
+    assets: str | None = None,
 ) -> tuple[str, dict[str, int]]:
     """Render the plan map of the district (``compound_id=None``) or of one compound.
 
@@ -480,6 +481,9 @@ def plan_page(
     index
         The plan's :class:`~geoplan.maps._index.PlanIndex`, when many pages of one plan
         are drawn: the work every page shares is then done once.
+    assets
+        None to inline Leaflet; a relative folder holding the files of
+        :func:`~geoplan.maps._page.asset_texts` to link to them instead.
 
     Returns
     -------
@@ -534,5 +538,6 @@ def plan_page(
         title=title,
         legend_html=legend(title, items, back_links),
         tiles=tiles,
+        assets=assets,
     )
     return page, {o.key: o.count for o in overlays}
