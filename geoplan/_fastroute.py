@@ -186,10 +186,8 @@ def _copy_chunk(
 
     indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
     degree = (indptr[node + 1] - indptr[node]).astype(np.int64)
-    total = int(degree.sum())
     owner = np.repeat(np.arange(len(node)), degree)
-    offset = np.arange(total) - np.repeat(np.cumsum(degree) - degree, degree)
-    position = np.repeat(indptr[node].astype(np.int64), degree) + offset
+    position = _ranges(indptr[node].astype(np.int64), degree)
     other = indices[position].astype(np.int64)
     want = block[owner] * n + other
     at = np.searchsorted(keys, want)
@@ -563,7 +561,7 @@ def trench_sections(
     cost = np.bincount(section, weights=arrays.weight[used], minlength=n_parts)
     edge_of = rep[part_group[sort]]  # the edge standing for each trench's group
     sizes = count[edge_of]
-    members = r_sorted[_segments(start[edge_of], sizes)]  # each trench's cables, in order
+    members = r_sorted[_ranges(start[edge_of], sizes)]  # each trench's cables, in order
     supplies = _supply_names(box_ids, supply_of, members, sizes)
     trench_ids = [f"TR{i:05d}" for i in range(1, n_parts + 1)]
     trenches = gpd.GeoDataFrame(
@@ -620,7 +618,7 @@ def _cable_groups(
     return group, order[new]
 
 
-def _segments(first: IntArray, length: IntArray) -> IntArray:
+def _ranges(first: IntArray, length: IntArray) -> IntArray:
     """Return the indices ``first[k] .. first[k] + length[k] - 1`` for each k, in turn."""
     total = int(length.sum())
     offset = np.arange(total) - np.repeat(np.cumsum(length) - length, length)
