@@ -24,7 +24,7 @@ from .hazards import compound_hazard, rank_priority, score_wires
 from .layers import Layers
 from .network import attach_arrays, attach_points, build_arrays
 from .power_flow import check_power_flow as run_power_flow_check
-from .routing import Clock, Routes, route, supply_candidates
+from .routing import UNSERVED_REASONS, Clock, Routes, route, supply_candidates
 from .schema import conform
 from .settings import Settings
 
@@ -380,8 +380,6 @@ def _stats(
     ``unserved_<reason>`` counts the unserved boxes for every reason routing can give,
     0 when none, so that the figures of any two plans have the same keys.
     """
-    from .routing import BEYOND_RADIUS, NO_CAPACITY, NO_CIRCUIT, NO_PATH
-
     trench_m = float(routes.trenches["length_m"].sum())
     separate_m = routes.separate_trench_m
     stats: dict[str, float | int | str] = {
@@ -402,6 +400,6 @@ def _stats(
         "unserved_boxes": len(unserved),
     }
     counts = unserved["reason"].value_counts()
-    for reason in sorted({NO_PATH, BEYOND_RADIUS, NO_CAPACITY, NO_CIRCUIT, *counts.index}):
+    for reason in UNSERVED_REASONS:
         stats[f"unserved_{reason}"] = int(counts.get(reason, 0))
     return stats

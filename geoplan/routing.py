@@ -47,6 +47,8 @@ _DETAILS = {
     NO_CAPACITY: "supplies in reach have no spare capacity left; upgrade a transformer",
     NO_CIRCUIT: "supplies in reach have no free outgoing circuit; add a branch box",
 }
+#: Every reason routing gives, sorted.
+UNSERVED_REASONS = tuple(sorted(_DETAILS))
 
 
 @dataclass(frozen=True)
@@ -437,20 +439,6 @@ def _solve_large_part(
         len(starts),
     )
     return solved
-
-
-def _solve_part(
-    pairs: pd.DataFrame,
-    box_ids: list[str],
-    *,
-    spare: pd.Series,
-    circuits: pd.Series,
-    time_limit_s: float | None = None,
-) -> pd.DataFrame:
-    """Solve one part exactly; ``pairs`` has box_id, candidate_id, group, total and kva."""
-    return _PartProgramme.build(
-        pairs, box_ids, spare=spare, circuits=circuits, time_limit_s=time_limit_s
-    ).solve()
 
 
 @dataclass(frozen=True)

@@ -324,7 +324,7 @@ def _feasible(answer: pd.DataFrame, boxes: pd.DataFrame, candidates: pd.DataFram
 @pytest.mark.parametrize("seed", range(6))
 def test_partitioned_assignment_agrees_with_one_integer_programme(seed: int) -> None:
     pairs, boxes, candidates = _chain_instance(seed)
-    whole = reference._solve_part(
+    whole = reference._PartProgramme.build(
         pairs.assign(
             group=pairs["candidate_id"],
             total=pairs["cost_cny"],
@@ -333,7 +333,7 @@ def test_partitioned_assignment_agrees_with_one_integer_programme(seed: int) -> 
         sorted(pairs["box_id"].unique()),
         spare=candidates.set_index("group")["spare_kva"],
         circuits=candidates.set_index("group")["circuits"],
-    )
+    ).solve()
     served, cost = _objective(whole, pairs)
     # Split into parts (and the cheapest supply where nothing is overloaded): exact.
     parts = reference.assign(pairs, boxes, candidates, max_part_pairs=None)
