@@ -257,10 +257,8 @@ def _property_texts(values: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     codes, uniques = pd.factorize(array)
     texts = list(uniques)
-    strings = np.array(texts, dtype=np.dtypes.StringDType())
-    odd = (np.strings.startswith(strings, "{") & np.strings.endswith(strings, "}")) | (
-        np.strings.startswith(strings, "[") & np.strings.endswith(strings, "]")
-    )  # GDAL writes these as JSON, not as text
+    # GDAL writes texts in braces or brackets as JSON, not as text
+    odd = np.array([t[:1] + t[-1:] in ("{}", "[]") for t in texts], dtype=bool)
     joined = "".join(texts)
     if "\x00" in joined:  # GDAL's C strings end there
         odd |= np.array(["\x00" in t for t in texts], dtype=bool)

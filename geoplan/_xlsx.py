@@ -198,11 +198,6 @@ def _column_texts(frame: pd.DataFrame) -> list[_Texts | None] | None:
     return out
 
 
-def _plain(frame: pd.DataFrame) -> bool:
-    """Whether :func:`_sheet_rows` writes ``frame`` exactly as pandas and openpyxl would."""
-    return _column_texts(frame) is not None
-
-
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 

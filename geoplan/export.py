@@ -71,7 +71,6 @@ XLSX_SHEETS = (
     "removals",
     "unserved",
 )
-GEOJSON_PRECISION = PRECISION
 CSV_ENCODING = "utf-8-sig"
 
 #: The bill of quantities (:func:`geoplan.costs.bill_of_quantities`) as a table spec.
@@ -338,7 +337,7 @@ def _write_geojson(frame: gpd.GeoDataFrame, path: Path, name: str) -> None:
             driver="GeoJSON",
             geometry_type=geometry_type,
             promote_to_multi=promote,
-            layer_options={"RFC7946": "YES", "COORDINATE_PRECISION": str(GEOJSON_PRECISION)},
+            layer_options={"RFC7946": "YES", "COORDINATE_PRECISION": str(PRECISION)},
         )
 
     if promote:
@@ -725,7 +724,7 @@ def schema_markdown() -> str:
         "  3-degree Gauss-Kruger CM 108E. The CRS is stored in the file; QGIS and ArcGIS",
         "  pick it up.",
         "- **GeoJSON**: RFC 7946: WGS 84 longitude/latitude (EPSG:4326), longitude first,",
-        f"  {GEOJSON_PRECISION} decimals (about 1 cm), polygon exteriors counter-clockwise,"
+        f"  {PRECISION} decimals (about 1 cm), polygon exteriors counter-clockwise,"
         " no `crs` member.",
         "- **CSV, XLSX**: no geometry; lengths and costs are columns.",
         "",
