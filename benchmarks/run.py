@@ -247,7 +247,7 @@ def table(results: list[dict[str, Any]]) -> str:
     row("  routing phase", [f"{r['routing_s']:.2f}" for r in results])
     row("  csgraph floor", [f"{r['floor_s']:.2f}" for r in results])
     row("  naive nx search per box", [f"{r['naive_s']:.1f}" for r in results])
-    row("  naive nx path per box", [f"{r.get('naive_path_s', 0.0):.1f}" for r in results])
+    row("  naive nx path per box", [f"{r['naive_path_s']:.1f}" for r in results])
     lines.append("ratios")
     row("  routing / floor", [f"{r['routing_over_floor']:.2f}" for r in results])
     row("  candidate routes / floor", [f"{r['candidates_over_floor']:.2f}" for r in results])
@@ -255,7 +255,7 @@ def table(results: list[dict[str, Any]]) -> str:
     row("peak memory (MB)", [f"{r['peak_rss_mb']:,.0f}" for r in results])
     row(
         "  largest writer child (MB)",
-        [f"{r.get('peak_rss_child_mb', 0.0):,.0f}" for r in results],
+        [f"{r['peak_rss_child_mb']:,.0f}" for r in results],
     )
     return "\n".join(lines)
 

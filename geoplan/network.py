@@ -318,11 +318,12 @@ def _corridor_table(corridors: gpd.GeoDataFrame, costs: _Costs) -> pd.DataFrame:
             ]
         )
     parts = geoms[usable]
-    if (shapely.get_type_id(parts) == 1).all():  # all LineStrings: nothing to explode
+    lines = shapely.get_type_id(parts) == 1
+    if lines.all():  # all LineStrings: nothing to explode
         row = np.arange(len(parts))
     else:
         parts, row = shapely.get_parts(parts, return_index=True)
-    lines = shapely.get_type_id(parts) == 1
+        lines = shapely.get_type_id(parts) == 1
     if not lines.all():
         logger.warning("ignoring %d corridor parts that are not lines", int((~lines).sum()))
     frame = frame.iloc[row[lines]].reset_index(drop=True)

@@ -62,11 +62,25 @@ ASSET_FILES = ("leaflet.css", "leaflet.js", "leaflet-icon.js")
 
 def asset_texts() -> dict[str, str]:
     """Return Leaflet's files (:data:`ASSET_FILES`), for many pages to share."""
-    return {
-        "leaflet.css": _assets.leaflet_css(),
-        "leaflet.js": _assets.leaflet_js(),
-        "leaflet-icon.js": _assets.default_icon_js(),
-    }
+    texts = (_assets.leaflet_css(), _assets.leaflet_js(), _assets.default_icon_js())
+    return dict(zip(ASSET_FILES, texts, strict=True))
+
+
+def _leaflet_head(assets: str | None) -> list[tuple[str, Element]]:
+    """Return the page head's Leaflet elements: inlined, or linked from ``assets``."""
+    css, js, icon = ASSET_FILES
+    if assets is None:
+        texts = asset_texts()
+        return [
+            ("leaflet_css", Raw(f"<style>{texts[css]}</style>")),
+            ("leaflet_js", Raw(f"<script>{texts[js]}</script>")),
+            ("icon_js", Raw(f"<script>{texts[icon]}</script>")),
+        ]
+    return [
+        ("leaflet_css", Raw(f'<link rel="stylesheet" href="{esc(assets + css)}">')),
+        ("leaflet_js", Raw(f'<script src="{esc(assets + js)}"></script>')),
+        ("icon_js", Raw(f'<script src="{esc(assets + icon)}"></script>')),
+    ]
 
 
 _BRACES = str.maketrans({"{": "&#123;", "}": "&#125;"})
@@ -385,19 +399,7 @@ def render(
     figure = fmap.get_root()
     assert isinstance(figure, Figure)
     _strip_links(figure)
-    if assets is None:
-        leaflet = [
-            ("leaflet_css", Raw(f"<style>{_assets.leaflet_css()}</style>")),
-            ("leaflet_js", Raw(f"<script>{_assets.leaflet_js()}</script>")),
-            ("icon_js", Raw(f"<script>{_assets.default_icon_js()}</script>")),
-        ]
-    else:
-        href = {name: esc(assets + name) for name in ASSET_FILES}
-        leaflet = [
-            ("leaflet_css", Raw(f'<link rel="stylesheet" href="{href["leaflet.css"]}">')),
-            ("leaflet_js", Raw(f'<script src="{href["leaflet.js"]}"></script>')),
-            ("icon_js", Raw(f'<script src="{href["leaflet-icon.js"]}"></script>')),
-        ]
+    leaflet = _leaflet_head(assets)
     head: list[tuple[str, Element]] = [
         ("meta_charset", Raw('<meta charset="utf-8">')),
         ("title", Raw(f"<title>{esc(title)}</title>")),
