@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import geopandas as gpd
 import numpy as np
@@ -32,6 +32,7 @@ _CANDIDATE_EDGES = 4
 _SHORT_REACH_M = 10.0  # the nearest edges are first looked for this close
 _LATTICE_NEAREST = 8
 _INTERIOR = "T********"  # DE-9IM: the interiors meet
+_R = TypeVar("_R")
 _THREADED_MIN = 50_000  # from this many geometries an element-wise call runs on two threads
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
@@ -345,26 +346,36 @@ class _Context:
         )
 
 
+def _on_two_threads(n: int, call: Callable[[int, int], _R]) -> tuple[_R, _R, int]:
+    """Run ``call(lo, hi)`` for both halves of ``range(n)`` at once; return both and the cut.
+
+    Shapely releases the GIL in its element-wise functions and tree queries, so on two
+    cores a large call takes about half the time.
+    """
+    half = n // 2
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(call, 0, half)
+        second = call(half, n)
+        return first.result(), second, half
+
+
 def _in_threads(func: Callable[..., np.ndarray], *args: Any, **kwargs: Any) -> np.ndarray:
     """Call an element-wise shapely function on two threads, half the elements each.
 
-    Shapely releases the GIL in its element-wise functions, so on two cores a large call
-    takes about half the time; the result is the same as one call's. Arguments that are
-    arrays as long as the first are split; others (scalars) are passed to both halves.
-    Fewer than :data:`_THREADED_MIN` elements: one call.
+    The result is the same as one call's. Arguments that are arrays as long as the first
+    are split; others (scalars) are passed to both halves. Fewer than
+    :data:`_THREADED_MIN` elements: one call.
     """
     n = len(args[0])
     if n < _THREADED_MIN:
         return func(*args, **kwargs)
-    half = n // 2
 
-    def part(lo: int, hi: int) -> list[Any]:
-        return [a[lo:hi] if isinstance(a, np.ndarray) and len(a) == n else a for a in args]
+    def part(lo: int, hi: int) -> np.ndarray:
+        cut = [a[lo:hi] if isinstance(a, np.ndarray) and len(a) == n else a for a in args]
+        return func(*cut, **kwargs)
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        first = pool.submit(func, *part(0, half), **kwargs)
-        second = func(*part(half, n), **kwargs)
-        return np.concatenate([first.result(), second])
+    first, second, _ = _on_two_threads(n, part)
+    return np.concatenate([first, second])
 
 
 def _query_in_threads(
@@ -374,13 +385,10 @@ def _query_in_threads(
 
     The same (input, tree) index pairs in the same order as one query (grouped by input).
     """
-    n = len(geoms)
-    if n < _THREADED_MIN:
+    if len(geoms) < _THREADED_MIN:
         found = tree.query(geoms, **kwargs)
         return found[0], found[1]
-    half = n // 2
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        first = pool.submit(tree.query, geoms[:half], **kwargs)
-        second = tree.query(geoms[half:], **kwargs)
-        a = first.result()
-    return np.concatenate([a[0], second[0] + half]), np.concatenate([a[1], second[1]])
+    first, second, half = _on_two_threads(
+        len(geoms), lambda lo, hi: tree.query(geoms[lo:hi], **kwargs)
+    )
+    return np.concatenate([first[0], second[0] + half]), np.concatenate([first[1], second[1]])
