@@ -67,14 +67,14 @@ def timings() -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def sample_plan() -> Plan:
+def readme_plan() -> Plan:
     return make_plan(sample_layers())
 
 
 @pytest.fixture(scope="module")
-def site(sample_plan: Plan, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def site(readme_plan: Plan, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("screenshots")
-    write_maps(sample_plan, out)
+    write_maps(readme_plan, out)
     return out
 
 
@@ -103,7 +103,7 @@ def save(data: bytes, name: str) -> None:
         (DOCS_IMG / f"{name}.png").write_bytes(data)
 
 
-def test_district_map_screenshot(sample_plan: Plan, site: Path, visit):
+def test_district_map_screenshot(readme_plan: Plan, site: Path, visit):
     seen = visit(site / "district.html", ready=MAP_READY)
     page = seen.page
     page.set_viewport_size(VIEWPORT)
@@ -128,9 +128,9 @@ def test_district_map_screenshot(sample_plan: Plan, site: Path, visit):
     )
     # The whole district is in the picture: every compound, box and cable.
     assert shown == {
-        "compounds": len(sample_plan.layers["compounds"]),
-        "meter_boxes": len(sample_plan.meter_boxes),
-        "cables": len(sample_plan.cables),
+        "compounds": len(readme_plan.layers["compounds"]),
+        "meter_boxes": len(readme_plan.meter_boxes),
+        "cables": len(readme_plan.cables),
     }
     assert page.locator(".gp-legend").is_visible()
     data = page.screenshot()
@@ -139,7 +139,7 @@ def test_district_map_screenshot(sample_plan: Plan, site: Path, visit):
     assert_clean(seen)
 
 
-def test_dashboard_screenshot(sample_plan: Plan, site: Path, visit):
+def test_dashboard_screenshot(readme_plan: Plan, site: Path, visit):
     seen = visit(site / "index.html")
     page = seen.page
     page.set_viewport_size(VIEWPORT)
@@ -151,8 +151,8 @@ def test_dashboard_screenshot(sample_plan: Plan, site: Path, visit):
         assert box is not None
         assert box["y"] + box["height"] <= VIEWPORT["height"]
     text = page.locator(".cards").inner_text()
-    assert f"{len(sample_plan.meter_boxes):,}" in text
-    assert f"{len(sample_plan.layers['compounds']):,}" in text
+    assert f"{len(readme_plan.meter_boxes):,}" in text
+    assert f"{len(readme_plan.layers['compounds']):,}" in text
     data = page.screenshot()
     check_image(data, page)
     save(data, "dashboard")

@@ -11,7 +11,6 @@ from geoplan.catalogue import (
     allowed_values,
     build_catalogue,
     default_document,
-    figure_problems,
     load_catalogue,
 )
 from geoplan.errors import SettingsError
@@ -374,12 +373,7 @@ def test_a_figure_without_a_source_is_refused() -> None:
 
 
 def test_the_shipped_figures_keep_to_their_own_rules() -> None:
-    document = default_document()
-    for section, body in document.items():
-        for key, value in body.items():
-            if key != "sources":
-                assert figure_problems(section, key, value, figures=body) == [], (section, key)
-    build_catalogue(document, origin="catalogue.toml")  # raises on any problem
+    build_catalogue(default_document(), origin="catalogue.toml")  # raises on any problem
 
 
 def _numbers(value: object) -> bool:
