@@ -49,13 +49,15 @@ class _Clock(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg == "wrote %s (%.0f kB)":
-            self.marks.append((Path(str(record.args[0])).name, time.perf_counter()))  # type: ignore[index]
+            path = Path(str(record.args[0]))  # type: ignore[index]
+            self.marks.append((f"{path.parent.name}/{path.name}", time.perf_counter()))
 
 
 def _write_some(plan: Any, out: Path, pages: int, times: dict[str, float]) -> list[Path]:
     """Write what write_maps writes at city scale, with only ``pages`` compound pages.
 
-    The time to build the per-plan index goes to ``times["plan_index_s"]``.
+    The time to build the per-plan index goes to ``times["plan_index_s"]`` (it is also
+    part of the district page's time: built before the overviews, as write_maps does).
     """
     from geoplan import __version__
     from geoplan.maps import ASSETS_DIR, _write, compound_file
@@ -83,14 +85,20 @@ def _write_some(plan: Any, out: Path, pages: int, times: dict[str, float]) -> li
             ),
         )
     ]
+    started = time.perf_counter()
+    index = PlanIndex(plan)  # as write_maps: before the overviews, which take its scores
+    times["plan_index_s"] = time.perf_counter() - started
     for name, focus in (("district.html", "plan"), ("heatmap.html", "hazard")):
         page, _ = overview_page(
-            plan, title=name, links=links, back_links=home, tiles=None, focus=focus
+            plan,
+            title=name,
+            links=links,
+            back_links=home,
+            tiles=None,
+            focus=focus,
+            scores=index.scores,
         )
         paths.append(_write(out / name, page))
-    started = time.perf_counter()
-    index = PlanIndex(plan)
-    times["plan_index_s"] = time.perf_counter() - started
     up = {c: f"../{f}" for c, f in links.items()}
     for name, text in asset_texts().items():  # Leaflet, shared by the compound pages
         paths.append(_write(out / ASSETS_DIR / name, text))
@@ -166,7 +174,9 @@ def run_one(
     n_compounds = len({str(c) for c in made.layers["compounds"]["compound_id"]})
     written = sum(k.startswith("compounds/") for k in sizes)
     compound_bytes = sum(v for k, v in sizes.items() if k.startswith("compounds/"))
-    compound_s = sum(times[3:]) - result.get("plan_index_s", 0.0)
+    compound_s = sum(  # the compound pages' marks only (not the shared assets)
+        t for (name, _), t in zip(clock.marks, times, strict=True) if name.startswith("compounds/")
+    )
     result |= {
         "index_bytes": sizes["index.html"],
         "district_bytes": sizes["district.html"],
@@ -185,9 +195,7 @@ def run_one(
     if written < n_compounds:
         scale = n_compounds / max(written, 1)
         result["compound_bytes_all_est"] = compound_bytes * scale
-        result["maps_s_all_est"] = (
-            sum(times[:3]) + result.get("plan_index_s", 0.0) + compound_s * scale
-        )
+        result["maps_s_all_est"] = sum(times[:3]) + compound_s * scale  # index: in district
     if no_index:
         per_page = _no_index(made, NO_INDEX_SAMPLE)
         result["no_index_ms_per_page"] = per_page * 1000
