@@ -28,11 +28,16 @@ def _gdal(frame: gpd.GeoDataFrame, path: Path) -> None:
     )
 
 
+#: Rows per part in the "in_parts" runs; the tests of many features say their own.
+PART_ROWS = 3
+LARGE_PART_ROWS = 4999
+
+
 @pytest.fixture(autouse=True, params=[False, True], ids=["whole", "in_parts"])
 def parts(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test twice: the features made all at once, and in a few parts."""
     if request.param:
-        size = 4999 if "rounded" in request.node.name or "floats" in request.node.name else 3
+        size = getattr(request.module, "part_rows", {}).get(request.function.__name__, PART_ROWS)
         monkeypatch.setattr(_geojson, "_ROWS_AT_ONCE", size)
 
 
@@ -177,3 +182,10 @@ def test_any_layer_is_written_as_gdal_writes_it(
     )
     gdal, fast, _ = _both(frame, tmp_path_factory.mktemp("layer"))
     assert fast == gdal
+
+
+# ~140k coordinates each: parts of a few thousand rows, not of three
+part_rows = {
+    test_coordinates_are_rounded_as_gdal_rounds_them.__name__: LARGE_PART_ROWS,
+    test_floats_are_written_as_gdal_writes_them.__name__: LARGE_PART_ROWS,
+}

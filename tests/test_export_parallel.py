@@ -16,16 +16,11 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import pytest
+from test_export import _files
 
 from geoplan import _xlsx, export
 from geoplan.export import export_plan
 from geoplan.plan import Plan
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
-    }
 
 
 def _assert_same_outputs(left: Path, right: Path) -> None:
