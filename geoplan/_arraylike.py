@@ -2,7 +2,7 @@
 
 :mod:`geoplan.electrical` and :mod:`geoplan.costs` take a scalar, a numpy array or a
 pandas Series and compute on arrays; :func:`shaped_like` hands the result back as the
-kind of input it came from.
+kind of input it came from; :func:`nonnegative` is how both take counts and lengths in.
 """
 
 from __future__ import annotations
@@ -39,3 +39,14 @@ def shaped_like(result: npt.NDArray[Any], *inputs: Any) -> Any:
     if result.ndim == 0:
         return result.item()
     return result
+
+
+def nonnegative(values: Any, name: str) -> npt.NDArray[np.float64]:
+    """Return ``values`` as a float array, refusing NaN, infinity and negative numbers."""
+    out = np.asarray(values, dtype=float)
+    bad = ~np.isfinite(out) | (out < 0)
+    if bad.any():
+        example = out[bad].flat[0]
+        msg = f"{name} must be finite and >= 0; got {example!r}"
+        raise ValueError(msg)
+    return out

@@ -9,14 +9,12 @@ sums always equal the frames' totals.
 
 from __future__ import annotations
 
-from typing import Any
-
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ._arraylike import FloatOrArray, shaped_like
+from ._arraylike import FloatOrArray, nonnegative, shaped_like
 from .catalogue import Catalogue, load_catalogue
 
 OPEN_SURFACE = "open"
@@ -25,14 +23,6 @@ ITEM_KINDS = ("meter_box", "cable", "trench", "road_crossing")
 BOQ_COLUMNS = ("item_kind", "item", "unit", "quantity", "unit_cost_cny", "cost_cny")
 COMPOUND_COST_COLUMNS = ("compound_id", "box_cny", "cable_cny", "trench_cny", "cost_cny")
 UNALLOCATED = ""
-
-
-def _counts(values: Any, name: str) -> npt.NDArray[np.float64]:
-    out = np.asarray(values, dtype=float)
-    if (~np.isfinite(out) | (out < 0)).any():
-        msg = f"{name} must be finite and >= 0"
-        raise ValueError(msg)
-    return out
 
 
 def box_cost_cny(positions: npt.ArrayLike, *, catalogue: Catalogue) -> FloatOrArray:
@@ -52,7 +42,7 @@ def box_cost_cny(positions: npt.ArrayLike, *, catalogue: Catalogue) -> FloatOrAr
     cost_cny
         Cost of each box, CNY, shaped like ``positions``.
     """
-    count = _counts(positions, "positions")
+    count = nonnegative(positions, "positions")
     base = float(catalogue.value("meter_boxes", "cost_cny_base"))
     per_position = float(catalogue.value("meter_boxes", "cost_cny_per_position"))
     return shaped_like(base + count * per_position, positions)
@@ -111,8 +101,8 @@ def trench_cost_cny(
     ValueError
         A surface the catalogue has no rate for, or a negative length or count.
     """
-    length = _counts(length_m, "length_m")
-    crossings = _counts(road_crossings, "road_crossings")
+    length = nonnegative(length_m, "length_m")
+    crossings = nonnegative(road_crossings, "road_crossings")
     rates = trench_rates_cny_per_m(catalogue)
     surfaces = np.asarray(surface, dtype=object).astype(str)
     names, inverse = np.unique(surfaces, return_inverse=True)

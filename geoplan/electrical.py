@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ._arraylike import FloatOrArray, IntOrArray, shaped_like
+from ._arraylike import FloatOrArray, IntOrArray, nonnegative, shaped_like
 from .catalogue import Catalogue
 from .errors import Problem, SettingsError
 
@@ -39,17 +39,6 @@ SIZE_CABLES_OUTPUT = (
 
 
 # --- helpers -----------------------------------------------------------------------------
-
-
-def _array(values: Any, name: str) -> npt.NDArray[np.float64]:
-    """Return ``values`` as a float array, refusing NaN and negative numbers."""
-    out = np.asarray(values, dtype=float)
-    bad = ~np.isfinite(out) | (out < 0)
-    if bad.any():
-        example = out[bad].flat[0]
-        msg = f"{name} must be finite and >= 0; got {example!r}"
-        raise ValueError(msg)
-    return out
 
 
 def _phases(phases: Any) -> npt.NDArray[np.int64]:
@@ -121,7 +110,7 @@ def demand_factor(
     kx
         The coefficient, shaped like ``households``.
     """
-    count = _array(households, "households")
+    count = nonnegative(households, "households")
     points, kx_points = _demand_curve(catalogue)
     kx = np.interp(count, points, kx_points)
     if cable:
@@ -155,7 +144,7 @@ def design_load_kw(
     load_kw
         Design load in kW, shaped like ``rooms``.
     """
-    count = _array(rooms, "rooms")
+    count = nonnegative(rooms, "rooms")
     kx: npt.NDArray[np.float64] = np.asarray(demand_factor(count, catalogue=catalogue, cable=cable))
     load = count * float(catalogue.value("loads", "storage_room_kw")) * kx
     return shaped_like(load, rooms)
@@ -176,7 +165,7 @@ def box_phases(load_kw: npt.ArrayLike, *, catalogue: Catalogue) -> IntOrArray:
     phases
         1 or 3, shaped like ``load_kw``.
     """
-    load = _array(load_kw, "load_kw")
+    load = nonnegative(load_kw, "load_kw")
     above = float(catalogue.value("meter_boxes", "three_phase_above_kw"))
     return shaped_like(np.where(load > above, 3, 1).astype(np.int64), load_kw)
 
@@ -207,7 +196,7 @@ def design_current_a(
     current_a
         Line current, A.
     """
-    load = _array(load_kw, "load_kw")
+    load = nonnegative(load_kw, "load_kw")
     n_phases = _phases(phases)
     power_factor = float(catalogue.value("loads", "power_factor"))
     three_kv = float(catalogue.value("voltage", "three_phase_kv"))
@@ -257,10 +246,10 @@ def voltage_drop_pct(
     drop_pct
         Voltage drop, %.
     """
-    load = _array(load_kw, "load_kw")
-    length_km = _array(length_m, "length_m") / 1000.0
-    r = _array(r_ohm_per_km, "r_ohm_per_km")
-    x = _array(x_ohm_per_km, "x_ohm_per_km")
+    load = nonnegative(load_kw, "load_kw")
+    length_km = nonnegative(length_m, "length_m") / 1000.0
+    r = nonnegative(r_ohm_per_km, "r_ohm_per_km")
+    x = nonnegative(x_ohm_per_km, "x_ohm_per_km")
     n_phases = _phases(phases)
     three_kv = float(catalogue.value("voltage", "three_phase_kv"))
     single_kv = float(catalogue.value("voltage", "single_phase_kv"))
@@ -391,8 +380,8 @@ def size_cables(cables: gpd.GeoDataFrame, *, catalogue: Catalogue) -> gpd.GeoDat
     out = cables.copy()
     types = cable_types(catalogue)
 
-    load_kw = _array(out["design_load_kw"], "design_load_kw")
-    length_m = _array(out["length_m"], "length_m")
+    load_kw = nonnegative(out["design_load_kw"], "design_load_kw")
+    length_m = nonnegative(out["length_m"], "length_m")
     phases = _phases(out["phases"].to_numpy())
     current_a: npt.NDArray[np.float64] = np.asarray(
         design_current_a(load_kw, phases=phases, catalogue=catalogue)
