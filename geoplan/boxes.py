@@ -103,9 +103,7 @@ def site_boxes(
             sections, all_matches=False, max_distance=_NEAR_TARGET_M
         )
         chosen[inputs] = target_array[nearest]
-        found = np.zeros(len(sections), dtype=bool)
-        found[inputs] = True
-        rest = np.flatnonzero(~found)
+        rest = np.flatnonzero(pd.isna(chosen))  # none that close: search everywhere
         if rest.size:
             inputs, nearest = tree.query_nearest(sections[rest], all_matches=False)
             chosen[rest[inputs]] = target_array[nearest]
