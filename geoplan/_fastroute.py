@@ -3,14 +3,13 @@
 The same answers as the networkx functions of :mod:`geoplan.routing` (the reference; the
 tests compare both on small graphs), without a Python loop per supply, box or edge:
 
-* **Local copies.** Every supply only looks as far as the LV supply radius, and a route
-  of length ``r`` never leaves the disc of radius ``r`` around its start. So each supply
-  gets its own copy of the graph inside that disc (a kd-tree query), all copies side by
-  side in one block-diagonal sparse matrix. One call of :func:`scipy.sparse.csgraph.dijkstra`
-  with ``min_only=True`` and every supply as a source then searches all supplies at once,
-  each in its own copy: first by length (the supply's reach), then by cost inside that
-  reach (the cheapest route), exactly as :func:`geoplan.routing.candidate_pairs` does
-  supply by supply.
+* **Balls.** Every supply only looks as far as the LV supply radius. Each supply's
+  ball (the nodes within that reach by length) and the cheapest route to each of its
+  nodes inside the ball are searched by :func:`geoplan._localsearch.search_balls`, all
+  supplies in one compiled loop, exactly as :func:`geoplan.routing.candidate_pairs` does
+  supply by supply. The balls are kept as local copies of the graph, one block per
+  supply, side by side (:class:`Copies`), so that scipy's csgraph can search all of them
+  at once.
 * **Shared trenches.** Mehlhorn's Steiner-tree approximation (the method networkx's
   ``steiner_tree`` uses) on the same copies, for all supplies at once: a multi-source
   Dijkstra from the terminals, the cheapest bridge between neighbouring Voronoi regions,
@@ -34,10 +33,10 @@ import pandas as pd
 import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
-from scipy.spatial import cKDTree
 
 from ._geometry import _distinct
 from ._graph import GraphArrays
+from ._localsearch import search_balls
 
 logger = logging.getLogger("geoplan.routing")
 
@@ -45,8 +44,6 @@ IntArray = np.ndarray[Any, np.dtype[np.int64]]
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
 
-_EPS_M = 1e-6  # disc margin: node coordinates vs. summed edge lengths
-_COPY_CHUNK = 2_000  # sources whose local copies are built at once
 _TINY = np.nextafter(0.0, 1.0)  # a zero weight, as scipy's spanning tree keeps it
 
 
@@ -89,11 +86,9 @@ class Copies:
             ea, eb, data = ea[keep], eb[keep], data[keep]
         return sparse.csr_array((data, (ea, eb)), shape=(self.size, self.size))
 
-    def subset(self, blocks: IntArray, nodes_ok: BoolArray | None = None) -> Copies:
-        """Return the copies of some blocks only (optionally only entries ``nodes_ok``)."""
+    def subset(self, blocks: IntArray) -> Copies:
+        """Return the copies of some blocks only."""
         mask = np.isin(self.block, blocks)
-        if nodes_ok is not None:
-            mask &= nodes_ok
         new_index = np.full(self.size, -1, dtype=np.int64)
         new_index[mask] = np.arange(int(mask.sum()))
         edge_ok = mask[self.ea] & mask[self.eb]
@@ -119,82 +114,6 @@ def adjacency(arrays: GraphArrays) -> sparse.csr_array:
         msg = "the routing graph has parallel edges or loops"
         raise ValueError(msg)
     return matrix
-
-
-def local_copies(
-    arrays: GraphArrays, matrix: sparse.csr_array, sources: IntArray, radius_m: float
-) -> Copies:
-    """Copy, for each source node, the graph within ``radius_m`` of it (straight line).
-
-    Built :data:`_COPY_CHUNK` sources at a time, so that the transient arrays stay small
-    (at a million edges the whole lot at once added 0.75 GB to the peak).
-    """
-    tree = cKDTree(arrays.node_xy)
-    nodes, ea, eb, row, counts = [], [], [], [], []
-    sources_at = np.zeros(len(sources), dtype=np.int64)
-    offset = 0
-    for lo in range(0, len(sources), _COPY_CHUNK):
-        chunk = sources[lo : lo + _COPY_CHUNK]
-        node, count, part = _copy_chunk(arrays, matrix, tree, chunk, radius_m)
-        sources_at[lo : lo + len(chunk)] = part[0] + offset
-        nodes.append(node)
-        counts.append(count)
-        ea.append(part[1] + offset)
-        eb.append(part[2] + offset)
-        row.append(part[3])
-        offset += len(node)
-    count = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
-
-    def joined(parts: list[IntArray]) -> IntArray:
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-
-    return Copies(
-        node=joined(nodes),
-        block=np.repeat(np.arange(len(sources)), count),
-        first=np.concatenate([[0], np.cumsum(count)]),
-        source=sources_at,
-        ea=joined(ea),
-        eb=joined(eb),
-        row=joined(row),
-    )
-
-
-def _copy_chunk(
-    arrays: GraphArrays,
-    matrix: sparse.csr_array,
-    tree: cKDTree,
-    sources: IntArray,
-    radius_m: float,
-) -> tuple[IntArray, IntArray, tuple[IntArray, IntArray, IntArray, IntArray]]:
-    """Build the copies of some sources, their entries numbered from 0.
-
-    Returns each entry's node, the number of entries per source, and (each source's own
-    entry, the copy edges' two entries, their graph edge rows).
-    """
-    n = arrays.n_nodes
-    found = tree.query_ball_point(arrays.node_xy[sources], radius_m + _EPS_M, return_sorted=True)
-    counts = np.fromiter((len(f) for f in found), dtype=np.int64, count=len(found))
-    node = (
-        np.concatenate([np.asarray(f, dtype=np.int64) for f in found])
-        if counts.sum()
-        else np.zeros(0, dtype=np.int64)
-    )
-    del found
-    block = np.repeat(np.arange(len(sources)), counts)
-    keys = block * n + node
-    source = np.searchsorted(keys, np.arange(len(sources)) * n + sources)
-
-    indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
-    degree = (indptr[node + 1] - indptr[node]).astype(np.int64)
-    owner = np.repeat(np.arange(len(node)), degree)
-    position = _ranges(indptr[node].astype(np.int64), degree)
-    other = indices[position].astype(np.int64)
-    want = block[owner] * n + other
-    at = np.searchsorted(keys, want)
-    at[at >= len(keys)] = 0
-    hit = keys[at] == want
-    row = (data[position[hit]] - 1).astype(np.int64)
-    return node, counts, (source, owner[hit], at[hit], row)
 
 
 def tree_sums(pred: IntArray, step: FloatArray, reached: BoolArray) -> FloatArray:
@@ -269,7 +188,6 @@ class Search:
     """What the candidate search found: copies, cheapest-route trees, per-entry sums."""
 
     copies: Copies
-    in_reach: BoolArray
     pred: IntArray
     cost: FloatArray
     candidate_ids: list[str]
@@ -297,27 +215,22 @@ def candidate_pairs(
     reach_m = float(boxes["radius_m"].max()) if len(boxes) else 0.0
     ids = [c for c in candidates["candidate_id"] if f"supply:{c}" in nodes]
     sources = np.array([nodes[f"supply:{c}"] for c in ids], dtype=np.int64)
-    copies = local_copies(arrays, matrix, sources, reach_m)
-    empty = Search(copies, np.zeros(0, bool), np.zeros(0, np.int64), np.zeros(0), ids)
-    if not ids:
-        return pd.DataFrame(columns=columns), empty, np.zeros(0, dtype=np.int64)
-    # limited to the reach: a node in reach has its whole shortest path in reach
-    dist = csgraph.dijkstra(
-        copies.matrix(arrays.length_m), indices=copies.source, min_only=True, limit=reach_m
+    balls = search_balls(matrix, arrays.length_m, arrays.weight, sources, reach_m)
+    copies = Copies(
+        node=balls.node,
+        block=balls.block,
+        first=balls.first,
+        source=balls.source,
+        ea=balls.ea,
+        eb=balls.eb,
+        row=balls.row,
     )
-    in_reach = dist <= reach_m
-    del dist
-    keep = in_reach[copies.ea] & in_reach[copies.eb]
-    cost, pred = csgraph.dijkstra(
-        copies.matrix(arrays.weight, keep),
-        indices=copies.source,
-        min_only=True,
-        return_predecessors=True,
-    )[:2]
-    del keep
-    pred = pred.astype(np.int64)
-    reached = np.isfinite(cost) & in_reach
-    length = tree_sums(pred, step_values(copies, pred, arrays.length_m), reached)
+    pred, cost, length = balls.pred, balls.cost, balls.length_m
+    del balls
+    if not ids:
+        empty = Search(copies, pred, cost, ids)
+        return pd.DataFrame(columns=columns), empty, np.zeros(0, dtype=np.int64)
+    reached = np.isfinite(cost)
 
     box_ids = boxes["box_id"].astype(str).to_numpy()
     box_of_node = np.full(arrays.n_nodes, -1, dtype=np.int64)
@@ -338,7 +251,7 @@ def candidate_pairs(
         },
         columns=columns,
     )
-    search = Search(copies, in_reach, pred, cost, ids)
+    search = Search(copies, pred, cost, ids)
     return pairs, search, found
 
 
@@ -378,9 +291,9 @@ def steiner_routes(
     tree_pred = np.zeros(0, dtype=np.int64)
     sub = None
     if shared.size:
-        sub = copies.subset(shared, search.in_reach)
+        sub = copies.subset(shared)
         old_to_new = np.full(copies.size, -1, dtype=np.int64)
-        mask = np.isin(copies.block, shared) & search.in_reach
+        mask = np.isin(copies.block, shared)
         old_to_new[mask] = np.arange(int(mask.sum()))
         terminal = np.zeros(sub.size, dtype=bool)
         terminal[sub.source] = True

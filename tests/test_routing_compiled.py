@@ -14,7 +14,7 @@ from networkx.algorithms.approximation import steiner_tree
 from shapely import LineString, Point, box
 
 from benchmarks.city import CitySpec, make_city, write_city
-from geoplan import _fastroute, _geometry, load_settings, network
+from geoplan import _fastroute, _geometry, _localsearch, load_settings, network
 from geoplan import routing as reference
 from geoplan._fastroute import (
     Search,
@@ -359,19 +359,18 @@ def test_assignment_takes_the_cheapest_supply_where_nothing_is_overloaded() -> N
 def test_city_scale_batching_gives_the_same_plan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Noding in strips, shapely calls on two threads and local copies in chunks change nothing.
+    """Noding in strips and shapely calls and searches on two threads change nothing.
 
-    At city scale corridors are noded in vertical strips, large element-wise shapely calls
-    and tree queries run in two halves on two threads, and the supplies' local copies are
-    built a chunk at a time; a small city with tiny strips, halves and chunks must give
-    exactly the plan of one pass.
+    At city scale corridors are noded in vertical strips, and large element-wise shapely
+    calls, tree queries and the supplies' searches run in two halves on two threads; a
+    small city with tiny strips and halves must give exactly the plan of one pass.
     """
     path = tmp_path / "city.gpkg"
     write_city(make_city(CitySpec(2500, seed=5)), str(path))
     layers = read_layers(path)
     whole = plan(layers, engine="csgraph")
     monkeypatch.setattr(network, "_STRIP_LINES", 150)
-    monkeypatch.setattr(_fastroute, "_COPY_CHUNK", 7)
+    monkeypatch.setattr(_localsearch, "_SPLIT_MIN", 2)
     monkeypatch.setattr(_geometry, "_THREADED_MIN", 2)
     batched = plan(layers, engine="csgraph")
     assert len(whole.layers["corridors"]) > 8 * 150  # several strips

@@ -1,0 +1,324 @@
+"""Every supply's bounded search of the graph, compiled with numba.
+
+What :func:`geoplan.routing.candidate_pairs` does supply by supply with networkx (the
+reference) — the nodes within the reach by length, then the cheapest route to each of
+them inside that ball — done for all supplies in one compiled loop over the graph's CSR
+arrays, on two threads (the loop releases the GIL).
+
+scipy's csgraph has no such search: ``dijkstra(indices=sources, limit=r)`` fills a
+sources × nodes matrix (25,000 × 1M for a city), and one multi-source call keeps only
+the nearest source per node. The earlier way round — a copy of each supply's disc of
+the graph, side by side in one block-diagonal matrix — built and searched five million
+copied nodes for a city of a million edges; this searches the same balls without
+copying the graph.
+
+The result is laid out as :class:`geoplan._fastroute.Copies` expects: one block of
+entries per source (its ball, sorted by node), the copy edges between entries of a block,
+and per entry its predecessor entry on the cheapest route, cost and length.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+from scipy import sparse
+
+IntArray = np.ndarray[Any, np.dtype[np.int64]]
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+
+_Heap = tuple[FloatArray, IntArray, IntArray]  # key, push order (breaks ties), item
+
+NO_PRED = -9999  # as scipy marks roots and unreached nodes
+_SPLIT_MIN = 1_000  # fewer sources than this are searched on one thread
+
+
+@dataclass(frozen=True)
+class Balls:
+    """Each source's ball (nodes within the reach by length) and its cheapest routes.
+
+    Entry ``i`` is graph node ``node[i]`` in block ``block[i]`` (the ``block``-th source);
+    entries are sorted by block, then node; ``first[b]`` is block ``b``'s first entry and
+    ``source[b]`` the source's own entry. ``pred`` is each entry's predecessor entry on the
+    cheapest route from its source (``NO_PRED`` at the source), ``cost`` and ``length_m``
+    that route's sums. ``ea``/``eb`` are the directed copy edges between entries of a
+    block and ``row`` the graph edge each one copies.
+    """
+
+    node: IntArray
+    block: IntArray
+    first: IntArray
+    source: IntArray
+    pred: IntArray
+    cost: FloatArray
+    length_m: FloatArray
+    ea: IntArray
+    eb: IntArray
+    row: IntArray
+
+
+def search_balls(
+    matrix: sparse.csr_array,
+    length_m: FloatArray,
+    weight: FloatArray,
+    sources: IntArray,
+    reach_m: float,
+) -> Balls:
+    """Search every source's ball: see the module docstring.
+
+    Parameters
+    ----------
+    matrix
+        The graph's symmetric adjacency, sorted indices, data = edge row + 1
+        (:func:`geoplan._fastroute.adjacency`).
+    length_m, weight
+        Each edge's length and cost.
+    sources
+        The source nodes (one block each, in this order).
+    reach_m
+        How far each source looks, by length along the graph.
+    """
+    graph = (
+        np.ascontiguousarray(matrix.indptr, dtype=np.int64),
+        np.ascontiguousarray(matrix.indices, dtype=np.int64),
+        np.ascontiguousarray(matrix.data, dtype=np.int64) - 1,
+        np.ascontiguousarray(length_m, dtype=np.float64),
+        np.ascontiguousarray(weight, dtype=np.float64),
+    )
+    sources = np.ascontiguousarray(sources, dtype=np.int64)
+    if len(sources) < _SPLIT_MIN:
+        return _joined([_search(graph, sources, float(reach_m))])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        parts = list(
+            pool.map(lambda half: _search(graph, half, float(reach_m)), np.array_split(sources, 2))
+        )
+    return _joined(parts)
+
+
+def _joined(parts: list[tuple[np.ndarray, ...]]) -> Balls:
+    """Join the halves' results, renumbering the second half's entries and blocks."""
+    node, count, source, pred, cost, length, ea, eb, row = ([p[i] for p in parts] for i in range(9))
+    offset = 0
+    for k in range(len(parts)):
+        n = len(node[k])
+        source[k] = source[k] + offset
+        pred[k] = np.where(pred[k] >= 0, pred[k] + offset, NO_PRED)
+        ea[k] = ea[k] + offset
+        eb[k] = eb[k] + offset
+        offset += n
+    counts = np.concatenate(count)
+    return Balls(
+        node=np.concatenate(node),
+        block=np.repeat(np.arange(len(counts)), counts),
+        first=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        source=np.concatenate(source),
+        pred=np.concatenate(pred),
+        cost=np.concatenate(cost),
+        length_m=np.concatenate(length),
+        ea=np.concatenate(ea),
+        eb=np.concatenate(eb),
+        row=np.concatenate(row),
+    )
+
+
+# ----------------------------------------------------------------------- compiled parts
+
+
+@numba.njit(cache=True, nogil=True)
+def _grow(values: np.ndarray, need: int) -> np.ndarray:
+    """Return ``values`` with room for at least ``need`` items (contents kept)."""
+    if need <= len(values):
+        return values
+    out = np.empty(max(need, 2 * len(values)), dtype=values.dtype)
+    out[: len(values)] = values
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _push(heap: _Heap, size: int, k: float, o: int, v: int) -> _Heap:
+    """Push (k, o, v) on the binary min-heap of ``size`` items; return the heap (grown)."""
+    key, order, item = heap
+    if size + 1 > len(key):
+        key, order, item = _grow(key, size + 1), _grow(order, size + 1), _grow(item, size + 1)
+    i = size
+    while i > 0:
+        parent = (i - 1) >> 1
+        if key[parent] < k or (key[parent] == k and order[parent] < o):
+            break
+        key[i], order[i], item[i] = key[parent], order[parent], item[parent]
+        i = parent
+    key[i], order[i], item[i] = k, o, v
+    return key, order, item
+
+
+@numba.njit(cache=True, nogil=True)
+def _pop(heap: _Heap, size: int) -> tuple[float, int]:
+    """Remove the smallest item of the heap of ``size`` items; return its key and item."""
+    key, order, item = heap
+    top_key, top_item = key[0], item[0]
+    size -= 1
+    k, o, v = key[size], order[size], item[size]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        right = child + 1
+        if right < size and (
+            key[right] < key[child] or (key[right] == key[child] and order[right] < order[child])
+        ):
+            child = right
+        if key[child] > k or (key[child] == k and order[child] > o):
+            break
+        key[i], order[i], item[i] = key[child], order[child], item[child]
+        i = child
+    key[i], order[i], item[i] = k, o, v
+    return top_key, top_item
+
+
+@numba.njit(cache=True, nogil=True)
+def _search(
+    graph: tuple[IntArray, IntArray, IntArray, FloatArray, FloatArray],
+    sources: IntArray,
+    reach_m: float,
+) -> tuple[
+    IntArray, IntArray, IntArray, IntArray, FloatArray, FloatArray, IntArray, IntArray, IntArray
+]:
+    """Search the sources' balls one after another; entries numbered from 0.
+
+    ``graph`` is (indptr, indices, edge row of each index, length_m, weight).
+    """
+    indptr, indices, edge_row, length_m, weight = graph
+    n = len(indptr) - 1
+    seen = np.full(n, -1, dtype=np.int64)  # source index whose search reached the node
+    done = np.full(n, -1, dtype=np.int64)  # ... that settled it
+    inball = np.full(n, -1, dtype=np.int64)  # ... whose ball holds it
+    best = np.zeros(n)
+    local = np.zeros(n, dtype=np.int64)
+    heap = (np.empty(1024), np.empty(1024, dtype=np.int64), np.empty(1024, dtype=np.int64))
+    ball = np.empty(1024, dtype=np.int64)
+    lpred = np.empty(1024, dtype=np.int64)
+    lcost = np.empty(1024)
+    llen = np.empty(1024)
+
+    cap = 1024
+    out_node = np.empty(cap, dtype=np.int64)
+    out_pred = np.empty(cap, dtype=np.int64)
+    out_cost = np.empty(cap)
+    out_len = np.empty(cap)
+    ecap = 4096
+    out_ea = np.empty(ecap, dtype=np.int64)
+    out_eb = np.empty(ecap, dtype=np.int64)
+    out_row = np.empty(ecap, dtype=np.int64)
+    count = np.zeros(len(sources), dtype=np.int64)
+    source_entry = np.zeros(len(sources), dtype=np.int64)
+    n_out = 0
+    n_edges = 0
+
+    for s in range(len(sources)):
+        root = sources[s]
+        # 1. The ball: nodes within reach_m by length (networkx's cutoff: dist <= reach).
+        n_ball = 0
+        seen[root] = s
+        best[root] = 0.0
+        heap = _push(heap, 0, 0.0, 0, root)
+        size = pushes = 1
+        while size:
+            d, v = _pop(heap, size)
+            size -= 1
+            if done[v] == s:
+                continue
+            done[v] = s
+            ball = _grow(ball, n_ball + 1)
+            ball[n_ball] = v
+            n_ball += 1
+            for k in range(indptr[v], indptr[v + 1]):
+                u = indices[k]
+                if done[u] == s:
+                    continue
+                du = d + length_m[edge_row[k]]
+                if du > reach_m:
+                    continue
+                if seen[u] != s or du < best[u]:
+                    seen[u] = s
+                    best[u] = du
+                    heap = _push(heap, size, du, pushes, u)
+                    size += 1
+                    pushes += 1
+        ball[:n_ball].sort()
+        for i in range(n_ball):
+            inball[ball[i]] = s
+            local[ball[i]] = i
+        # 2. The cheapest route to each node of the ball, inside the ball.
+        lpred = _grow(lpred, n_ball)
+        lcost = _grow(lcost, n_ball)
+        llen = _grow(llen, n_ball)
+        lpred[:n_ball] = -1
+        lcost[:n_ball] = np.inf
+        llen[:n_ball] = 0.0
+        r = local[root]
+        lcost[r] = 0.0
+        heap = _push(heap, 0, 0.0, 0, r)
+        size = pushes = 1
+        while size:
+            d, i = _pop(heap, size)
+            size -= 1
+            if d > lcost[i]:
+                continue  # a stale entry
+            v = ball[i]
+            for k in range(indptr[v], indptr[v + 1]):
+                u = indices[k]
+                if inball[u] != s:
+                    continue
+                j = local[u]
+                row = edge_row[k]
+                du = d + weight[row]
+                if du < lcost[j]:
+                    lcost[j] = du
+                    lpred[j] = i
+                    llen[j] = llen[i] + length_m[row]
+                    heap = _push(heap, size, du, pushes, j)
+                    size += 1
+                    pushes += 1
+        # 3. Write the block: entries, then the copy edges between them.
+        need = n_out + n_ball
+        if need > len(out_node):
+            out_node = _grow(out_node, need)
+            out_pred = _grow(out_pred, need)
+            out_cost = _grow(out_cost, need)
+            out_len = _grow(out_len, need)
+        for i in range(n_ball):
+            v = ball[i]
+            out_node[n_out + i] = v
+            out_pred[n_out + i] = n_out + lpred[i] if lpred[i] >= 0 else -9999
+            out_cost[n_out + i] = lcost[i]
+            out_len[n_out + i] = llen[i]
+            for k in range(indptr[v], indptr[v + 1]):
+                u = indices[k]
+                if inball[u] != s:
+                    continue
+                if n_edges + 1 > len(out_ea):
+                    out_ea = _grow(out_ea, n_edges + 1)
+                    out_eb = _grow(out_eb, n_edges + 1)
+                    out_row = _grow(out_row, n_edges + 1)
+                out_ea[n_edges] = n_out + i
+                out_eb[n_edges] = n_out + local[u]
+                out_row[n_edges] = edge_row[k]
+                n_edges += 1
+        source_entry[s] = n_out + r
+        count[s] = n_ball
+        n_out += n_ball
+    return (
+        out_node[:n_out].copy(),
+        count,
+        source_entry,
+        out_pred[:n_out].copy(),
+        out_cost[:n_out].copy(),
+        out_len[:n_out].copy(),
+        out_ea[:n_edges].copy(),
+        out_eb[:n_edges].copy(),
+        out_row[:n_edges].copy(),
+    )
