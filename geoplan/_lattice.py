@@ -33,6 +33,8 @@ from ._geometry import (
 
 logger = logging.getLogger("geoplan.network")
 
+_PAD_M = 1.0  # boxes that pick candidates are widened by this much: a generous margin
+
 
 @dataclass(frozen=True)
 class Patch:
@@ -44,6 +46,41 @@ class Patch:
     b: IntArray
     lines: GeomArray
     crossings: FloatArray
+
+
+@dataclass(frozen=True)
+class _BoxIndex:
+    """Points sorted by x, to pick those in a box without building a tree of them all.
+
+    A city has a million anchors and a handful of lattices: sorting the coordinates
+    costs a fraction of making a million points and a tree of them.
+    """
+
+    xy: FloatArray
+    order: IntArray
+    sorted_x: FloatArray
+
+    @classmethod
+    def make(cls, xy: FloatArray) -> _BoxIndex:
+        """Index the points ``xy`` (n, 2)."""
+        order = np.argsort(xy[:, 0], kind="stable")
+        return cls(xy=xy, order=order, sorted_x=xy[order, 0])
+
+    def within(self, low: FloatArray, high: FloatArray) -> IntArray:
+        """Return the indices (ascending) of the points in the closed box ``low``-``high``."""
+        lo = np.searchsorted(self.sorted_x, low[0], side="left")
+        hi = np.searchsorted(self.sorted_x, high[0], side="right")
+        found = self.order[lo:hi]
+        y = self.xy[found, 1]
+        return np.sort(found[(y >= low[1]) & (y <= high[1])])
+
+    def near(self, xy: FloatArray, distance_m: float) -> IntArray:
+        """Return the indices (ascending) of the points that may be within ``distance_m`` of ``xy``.
+
+        A superset: the points in the bounding box of ``xy`` widened by a little more.
+        """
+        pad = distance_m + _PAD_M
+        return self.within(xy.min(axis=0) - pad, xy.max(axis=0) + pad)
 
 
 def open_ground_patches(
@@ -66,11 +103,9 @@ def open_ground_patches(
     """
     xy = shapely.get_coordinates(pts)
     anchor_ids, anchor_xy = anchors
-    anchor_pts = shapely.points(anchor_xy)
-    indexed = (anchor_ids, anchor_pts, shapely.STRtree(anchor_pts))
-    fixed = np.flatnonzero(~np.isin(anchor_ids, point_nodes))
-    fixed_tree = shapely.STRtree(anchor_pts[fixed]) if fixed.size else None
-    every_point = shapely.STRtree(pts)
+    fixed = ~np.isin(anchor_ids, point_nodes)
+    anchor_index = _BoxIndex.make(anchor_xy)
+    every_point = _BoxIndex.make(xy)
 
     link = 2 * ctx.margin_m
     a, b = shapely.STRtree(pts[todo]).query(pts[todo], predicate="dwithin", distance=link)
@@ -80,13 +115,16 @@ def open_ground_patches(
     for cluster in range(n_clusters):  # labels follow the lowest member: deterministic
         members = todo[label == cluster]
         extent = [xy[members]]
-        nearest = np.zeros(0, dtype=np.int64)
-        if fixed_tree is not None:  # the nearest corridor node or attached point, in reach
-            _, nearest = fixed_tree.query_nearest(pts[members], max_distance=ctx.radius_m)
-            extent.append(anchor_xy[fixed[nearest]])
+        nearby = anchor_index.near(xy[members], ctx.radius_m)
+        nearby = nearby[fixed[nearby]]  # the nearest corridor node or attached point, in reach
+        nearest = _nearest_within(pts[members], anchor_xy[nearby], ctx.radius_m)
+        extent.append(anchor_xy[nearby[nearest]])
         if not nearest.size:  # nothing to lean on: take in the other points around
-            _, near = every_point.query(pts[members], predicate="dwithin", distance=ctx.radius_m)
-            extent.append(xy[near])
+            nearby = every_point.near(xy[members], ctx.radius_m)
+            _, near = shapely.STRtree(pts[nearby]).query(
+                pts[members], predicate="dwithin", distance=ctx.radius_m
+            )
+            extent.append(xy[nearby[near]])
         stacked = np.concatenate(extent)
         low, high = stacked.min(axis=0) - ctx.margin_m, stacked.max(axis=0) + ctx.margin_m
         logger.debug(
@@ -94,16 +132,33 @@ def open_ground_patches(
             len(members),
             *(high - low),
         )
-        patch, next_id = _lattice(ctx, (low, high), indexed, next_id)
+        patch, next_id = _lattice(ctx, (low, high), (anchor_ids, anchor_index), next_id)
         if patch is not None:
             patches.append(patch)
     return patches, next_id
 
 
+def _nearest_within(pts: GeomArray, xy: FloatArray, distance_m: float) -> IntArray:
+    """Return the indices of the ``xy`` nearest to each point within ``distance_m``, ties too."""
+    if not len(xy):
+        return np.zeros(0, dtype=np.int64)
+    _, nearest = shapely.STRtree(shapely.points(xy)).query_nearest(pts, max_distance=distance_m)
+    return nearest
+
+
+def _in_frame(frame: shapely.Polygon, anchors: _BoxIndex) -> IntArray:
+    """Return the indices (ascending) of the anchors that intersect the rectangle ``frame``."""
+    x0, y0, x1, y1 = shapely.bounds(frame)
+    pad = np.array([_PAD_M, _PAD_M])
+    found = anchors.within(np.array([x0, y0]) - pad, np.array([x1, y1]) + pad)
+    shapely.prepare(frame)  # as a tree query does with the geometry it is given
+    return found[shapely.intersects(frame, shapely.points(anchors.xy[found]))]
+
+
 def _lattice(
     ctx: _Context,
     bounds: tuple[FloatArray, FloatArray],
-    anchors: tuple[IntArray, GeomArray, shapely.STRtree],
+    anchors: tuple[IntArray, _BoxIndex],
     next_id: int,
 ) -> tuple[Patch | None, int]:
     """Make an 8-neighbour lattice over ``bounds`` linking the anchor nodes inside it.
@@ -145,13 +200,13 @@ def _lattice(
     free = ~_crosses_interior(lines, local, tree)
     ea, eb, lines = ea[free], eb[free], lines[free]
 
-    anchor_ids, anchor_pts, anchor_tree = anchors
-    ai = np.sort(anchor_tree.query(frame, predicate="intersects"))
+    anchor_ids, anchor_index = anchors
+    ai = _in_frame(frame, anchor_index)
     usable = np.flatnonzero(valid)
     if not ai.size or not usable.size:
         return None, next_id
-    a_pts = anchor_pts[ai]
-    a_xy = shapely.get_coordinates(a_pts)
+    a_xy = anchor_index.xy[ai]
+    a_pts = shapely.points(a_xy)
     node_tree = shapely.STRtree(lat_pts[usable])
     exempt_keys = _containing(a_pts, local, tree)
     pa, pl = node_tree.query(a_pts, predicate="dwithin", distance=2 * step)
