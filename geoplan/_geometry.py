@@ -30,6 +30,7 @@ _GRID_M = 1e-3
 _EDGE_M = 5 * _GRID_M
 _CANDIDATE_EDGES = 4
 _SHORT_REACH_M = 10.0  # the nearest edges are first looked for this close
+_BAND_M = 1e-6  # distances this close to a limit are tested as GEOS tests them
 _LATTICE_NEAREST = 8
 _INTERIOR = "T********"  # DE-9IM: the interiors meet
 _R = TypeVar("_R")
@@ -230,19 +231,43 @@ def _k_nearest_within(
     them); only the others search the whole reach.
     """
     short = min(reach_m, _SHORT_REACH_M)
-    pi, ei = _query_in_threads(tree, pts, predicate="dwithin", distance=short)
+    pi, ei, dist = _pairs_within(tree, items, pts, short)
     if short < reach_m:
         count = np.bincount(pi, minlength=len(pts))
         again = np.flatnonzero(count < k)
         if again.size:
-            qi, qe = _query_in_threads(tree, pts[again], predicate="dwithin", distance=reach_m)
+            qi, qe, qd = _pairs_within(tree, items, pts[again], reach_m)
             keep = count[pi] >= k
-            pi, ei = np.concatenate([pi[keep], again[qi]]), np.concatenate([ei[keep], qe])
-    dist = _in_threads(shapely.distance, pts[pi], items[ei])
+            pi = np.concatenate([pi[keep], again[qi]])
+            ei = np.concatenate([ei[keep], qe])
+            dist = np.concatenate([dist[keep], qd])
     order = np.lexsort((ei, dist, pi))
     pi, ei, dist = pi[order], ei[order], dist[order]
     few = _group_rank(pi) < k
     return pi[few], ei[few], dist[few]
+
+
+def _pairs_within(
+    tree: shapely.STRtree, items: GeomArray, geoms: GeomArray, distance_m: float
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """Return ``tree.query(geoms, predicate="dwithin", distance=distance_m)`` and distances.
+
+    The same (geometry, item) pairs, grouped by geometry, and their distances, found
+    faster: the items whose envelopes are in reach, the distances of those, and the
+    tree's own test (a prepared geometry's distance-within) only for the rare pair whose
+    distance is within ``_BAND_M`` of the limit, where rounding could tell them apart.
+    """
+    reach = distance_m + _BAND_M
+    corners = shapely.bounds(geoms).reshape(-1, 2, 2) + np.array([[-reach], [reach]])
+    gi, ii = _query_in_threads(tree, shapely.linestrings(corners))  # diagonals: cheaper than boxes
+    dist = _in_threads(shapely.distance, geoms[gi], items[ii])
+    within = dist <= distance_m - _BAND_M
+    band = np.flatnonzero(~within & (dist <= reach))
+    if band.size:
+        copies = shapely.from_wkb(shapely.to_wkb(geoms[gi[band]]))  # prepared, not the caller's
+        shapely.prepare(copies)
+        within[band] = shapely.dwithin(copies, items[ii[band]], distance_m)
+    return gi[within], ii[within], dist[within]
 
 
 def _road_crossings(lines: GeomArray, road_tree: shapely.STRtree | None) -> FloatArray:
