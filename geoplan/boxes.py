@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from ._geometry import _in_threads
+from ._geometry import _THREADED_MIN, _in_threads, _on_two_threads
 from .costs import box_cost_cny
 from .electrical import box_phases, design_load_kw
 from .settings import Settings
@@ -99,15 +99,15 @@ def site_boxes(
     if tree is not None and len(sections):
         chosen = np.full(len(sections), None, dtype=object)
         # most sections have a corridor close by: a bounded search first is much faster
-        inputs, nearest = tree.query_nearest(
-            sections, all_matches=False, max_distance=_NEAR_TARGET_M
-        )
+        inputs, nearest = _nearest_in_threads(tree, sections, max_distance=_NEAR_TARGET_M)
         chosen[inputs] = target_array[nearest]
         rest = np.flatnonzero(pd.isna(chosen))  # none that close: search everywhere
         if rest.size:
-            inputs, nearest = tree.query_nearest(sections[rest], all_matches=False)
+            inputs, nearest = _nearest_in_threads(tree, sections[rest])
             chosen[rest[inputs]] = target_array[nearest]
-        site = _sites(sections, chosen, setback_m, blocks=geoms[block_of])
+        site = _sites(
+            sections, chosen, setback_m, blocks=geoms, block_of=block_of, cut=parts[block_of] > 1
+        )
     else:
         site = shapely.centroid(sections)
     section_rooms = _split(rooms[block_of], parts[block_of], rank)
@@ -216,26 +216,68 @@ def _sections_of(
     return out
 
 
+def _nearest_in_threads(
+    tree: shapely.STRtree, geoms: np.ndarray, **kwargs: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``tree.query_nearest(geoms, all_matches=False, **kwargs)`` on two threads.
+
+    The same (input, tree) index pairs in the same order as one query: each geometry's
+    nearest is found on its own.
+    """
+    if len(geoms) < _THREADED_MIN:
+        found = tree.query_nearest(geoms, all_matches=False, **kwargs)
+        return found[0], found[1]
+    first, second, half = _on_two_threads(
+        len(geoms), lambda lo, hi: tree.query_nearest(geoms[lo:hi], all_matches=False, **kwargs)
+    )
+    return np.concatenate([first[0], second[0] + half]), np.concatenate([first[1], second[1]])
+
+
+def _outer_edges(
+    rings: np.ndarray, blocks: np.ndarray, *, block_of: np.ndarray, cut: np.ndarray
+) -> np.ndarray:
+    """Return the part of each section's outline ``rings`` that is also its block's outline.
+
+    A section that is its whole block (``cut`` false) is all outline: its ring. A slice
+    keeps what lies within ``_EDGE_TOLERANCE_M`` of its block's ring (buffered once per
+    block), or its whole ring when none does.
+    """
+    outer = rings.copy()
+    sliced = np.flatnonzero(cut)
+    if not sliced.size:
+        return outer
+    cut_blocks, block_index = np.unique(block_of[sliced], return_inverse=True)
+    edges = _in_threads(
+        shapely.buffer, shapely.get_exterior_ring(blocks[cut_blocks]), _EDGE_TOLERANCE_M
+    )
+    kept = _in_threads(shapely.intersection, rings[sliced], edges[block_index])
+    outer[sliced] = np.where(shapely.is_empty(kept), rings[sliced], kept)
+    return outer
+
+
 def _sites(
-    sections: np.ndarray, targets: np.ndarray, setback_m: float, *, blocks: np.ndarray
+    sections: np.ndarray,
+    targets: np.ndarray,
+    setback_m: float,
+    *,
+    blocks: np.ndarray,
+    block_of: np.ndarray,
+    cut: np.ndarray,
 ) -> np.ndarray:
     """Place a box on each section's outer edge nearest its target, ``setback_m`` outside it.
 
-    Only the part of a section's outline that is also the outline of its block counts, so
-    a box never stands on the cut between two sections, inside the block. A section
-    without a target (``None`` or empty) gets its box at its centroid.
+    Section ``i`` is a slice of block ``blocks[block_of[i]]`` when ``cut[i]``, else the
+    whole block. Only the part of a section's outline that is also the outline of its
+    block counts, so a box never stands on the cut between two sections, inside the
+    block. A section without a target (``None`` or empty) gets its box at its centroid.
     """
     centroid = shapely.centroid(sections)
     out = centroid.copy()
-    has = np.flatnonzero(
-        np.array([t is not None for t in targets], dtype=bool) & ~shapely.is_empty(targets)
-    )
+    has = np.flatnonzero(~shapely.is_missing(targets) & ~shapely.is_empty(targets))
     if not has.size:
         return out
     rings = shapely.get_exterior_ring(sections[has])
-    edges = _in_threads(shapely.buffer, shapely.get_exterior_ring(blocks[has]), _EDGE_TOLERANCE_M)
-    outer = _in_threads(shapely.intersection, rings, edges)
-    outer = np.where(shapely.is_empty(outer), rings, outer)
+    outer = _outer_edges(rings, blocks, block_of=block_of[has], cut=cut[has])
     lines = _in_threads(shapely.shortest_line, outer, targets[has])
     on_edge = shapely.get_coordinates(shapely.get_point(lines, 0))
     direction = on_edge - shapely.get_coordinates(centroid[has])
