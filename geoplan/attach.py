@@ -44,6 +44,7 @@ from ._geometry import (
     _EdgeRow,
     _end_coords,
     _group_rank,
+    _in_threads,
     _k_nearest_within,
     _metric_crs,
     _road_crossings,
@@ -182,6 +183,32 @@ class _Links:
     cut_xy: FloatArray
 
 
+@dataclass
+class _LowerFirst:
+    """Edge lines turned, as they are needed, to run from their lower node (``oriented``)."""
+
+    geoms: GeomArray
+    oriented: BoolArray
+
+    def take(
+        self, edges: IntArray, *, ends: tuple[IntArray, IntArray], node_xy: FloatArray
+    ) -> GeomArray:
+        """Return the lines of ``edges`` drawn from their lower node, turning those not yet.
+
+        An edge's line starts at the node nearer to its first coordinate.
+        """
+        eu, ev = ends
+        new = _distinct(edges)
+        new = new[~self.oriented[new]]
+        if new.size:
+            start, _ = _end_coords(self.geoms[new])
+            to_lower = np.hypot(*(start - node_xy[eu[new]]).T)
+            flip = new[np.hypot(*(start - node_xy[ev[new]]).T) < to_lower]
+            self.geoms[flip] = shapely.reverse(self.geoms[flip])
+            self.oriented[new] = True
+        return self.geoms[edges]
+
+
 def _corridor_links(
     ctx: _Context,
     *,
@@ -196,18 +223,14 @@ def _corridor_links(
     ``ends`` are the lower and higher node of each edge, ``geoms`` their lines (any
     orientation), both sorted by ``ends``.
     """
-    eu, ev = ends
     pi, ei, dist = _k_nearest_within(
         shapely.STRtree(geoms), geoms, pts, ctx.reach_m, _CANDIDATE_EDGES
     )
     if not pi.size:
         return None, next_id
-    geoms = geoms.copy()  # the candidate edges drawn from their lower node
-    near = _distinct(ei)
-    start, _ = _end_coords(geoms[near])
-    flip = near[np.hypot(*(start - node_xy[ev[near]]).T) < np.hypot(*(start - node_xy[eu[near]]).T)]
-    geoms[flip] = shapely.reverse(geoms[flip])
-    along = shapely.line_locate_point(geoms[ei], pts[pi])
+    eu, ev = ends
+    lines = _LowerFirst(geoms.copy(), np.zeros(len(geoms), dtype=bool))
+    along = np.full(len(pi), np.nan)
     xy = shapely.get_coordinates(pts)
     exempt_keys = _containing(pts, ctx.polygons, ctx.tree)
     # A point takes its nearest edge whose connector is free; test rank by rank.
@@ -217,8 +240,10 @@ def _corridor_links(
         test = np.flatnonzero((rank == r) & (chosen_at[pi] < 0))
         if not test.size:
             break
-        proj = shapely.get_coordinates(shapely.line_interpolate_point(geoms[ei[test]], along[test]))
-        connectors = _segments(xy[pi[test]], proj)
+        edge_lines = lines.take(ei[test], ends=ends, node_xy=node_xy)
+        along[test] = _in_threads(shapely.line_locate_point, edge_lines, pts[pi[test]])
+        proj = _in_threads(shapely.line_interpolate_point, edge_lines, along[test])
+        connectors = _segments(xy[pi[test]], shapely.get_coordinates(proj))
         exempt = (pi[test].astype(np.int64), exempt_keys)
         blocked = _crosses_interior(connectors, ctx.polygons, ctx.tree, exempt)
         free = test[~(blocked & (dist[test] > _GRID_M))]
@@ -227,6 +252,7 @@ def _corridor_links(
     if not chosen.size:
         return None, next_id
     cp, ce, calong = pi[chosen], ei[chosen], along[chosen]
+    geoms = lines.geoms  # the chosen edges are drawn from their lower node
     length = shapely.length(geoms[ce])
     at = np.where(calong <= _GRID_M, eu[ce], np.where(calong >= length - _GRID_M, ev[ce], -1))
 
