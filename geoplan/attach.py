@@ -472,17 +472,15 @@ def attach_arrays(
         msg = f"points are in {points.crs}, the routing graph in {crs.name}; reproject them"
         raise CRSError(Problem(msg, layer="points"))
     ids, xy = _point_table(points)
-    nodes: dict[str, int] = {}
     if not ids:
-        return arrays, nodes
-    rows = np.flatnonzero(~arrays.off_corridor)
-    rows = rows[np.lexsort((arrays.v[rows], arrays.u[rows]))]
+        return arrays, {}
+    rows = _corridor_rows(arrays)
     roads = arrays.geometry[rows][arrays.kind[rows] == "road"]
     ctx = _Context.make(roads, _barrier_array(barriers, crs), settings)
     pts = shapely.points(xy)
     node_xy, crossing = arrays.node_xy, arrays.road_crossing
     next_id = arrays.n_nodes
-    edges = arrays.edges_where(np.arange(arrays.n_edges))
+    keep = np.ones(arrays.n_edges, dtype=bool)  # the edges not split
     new_edges: list[dict[str, np.ndarray]] = []
     point_id = dict(arrays.point_id)
     new_xy: list[FloatArray] = [node_xy]
@@ -503,9 +501,7 @@ def attach_arrays(
             crossing = np.concatenate([crossing, np.zeros(len(links.cut_nodes), dtype=bool)])
             split = rows[links.cut_edges]
             new_edges.append(_split_edge_rows(arrays, ctx, split, links, crossing))
-            keep = np.ones(arrays.n_edges, dtype=bool)
             keep[split] = False
-            edges = arrays.edges_where(keep)
         cp, at = links.points, links.at
         point_nodes = next_id + np.arange(len(cp))
         next_id += len(cp)
@@ -546,9 +542,9 @@ def attach_arrays(
     crossing = np.concatenate([arrays.road_crossing, np.zeros(added, dtype=bool)])
     lattice = np.concatenate([arrays.lattice, np.zeros(added, dtype=bool)])
     lattice[first_lattice:] = True
-    for name, value in point_id.items():
-        if name >= arrays.n_nodes:
-            nodes[value] = name
+    first_new = arrays.n_nodes
+    nodes = {value: name for name, value in point_id.items() if name >= first_new}
+    edges = arrays.edges_where(keep)
     merged = {name: np.concatenate([edges[name], *(e[name] for e in new_edges)]) for name in edges}
     out = replace(
         arrays,
@@ -566,6 +562,19 @@ def attach_arrays(
         len(ids) - len(nodes),
     )
     return out, dict(sorted(nodes.items()))
+
+
+def _corridor_rows(arrays: GraphArrays) -> IntArray:
+    """Rows of the corridor edges (not open ground), sorted by their nodes ``u``, ``v``.
+
+    The graph's edges usually come sorted already: then the sort is skipped.
+    """
+    rows = np.flatnonzero(~arrays.off_corridor)
+    u, v = arrays.u[rows], arrays.v[rows]
+    ascending = (u[1:] > u[:-1]) | ((u[1:] == u[:-1]) & (v[1:] >= v[:-1]))
+    if ascending.all():
+        return rows
+    return rows[np.lexsort((v, u))]
 
 
 def _open_edge_rows(
