@@ -232,26 +232,128 @@ def bill_of_quantities(
 # --- costs per compound ------------------------------------------------------------------
 
 
+def _codes(values: npt.ArrayLike, *, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Return integer codes of ``values`` and the distinct values they index (-1: missing).
+
+    With ``sort`` the codes follow the values' order, as pandas' groupby sorts its keys.
+    """
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+    if sort:
+        order = np.argsort(uniques, kind="stable")
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        codes = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
+        uniques = uniques[order]
+    return codes, uniques
+
+
+def _sum_by(keys: npt.ArrayLike, values: npt.ArrayLike) -> pd.Series:
+    """Return ``pd.Series(values).groupby(keys).sum()``, grouping integer codes of the keys.
+
+    pandas sums each group's values in row order whatever the groups' labels, so the sums
+    are the same to the bit; only the index differs: the keys in order of first
+    appearance instead of sorted. Missing keys are left out, as groupby does.
+    """
+    codes, uniques = _codes(keys)
+    kept = codes >= 0
+    sums = pd.Series(np.asarray(values)[kept]).groupby(codes[kept], sort=False).sum()
+    return pd.Series(sums.to_numpy(), index=pd.Index(uniques[sums.index.to_numpy()]))
+
+
+def _links(cables: pd.DataFrame, links: pd.DataFrame, *, on: str = "cable_id") -> pd.DataFrame:
+    """Return (trench_id, compound_id as text) of each cable in a trench.
+
+    The rows of ``links`` (``trench_id`` and ``on``) whose cable is in ``cables``, with
+    its compound: their inner merge on ``on``, by position when the cables' keys are
+    unique (``on="box_id"``: a cable is known by the box it feeds).
+    """
+    compound = cables[[on, "compound_id"]].astype({"compound_id": str})
+    keys = cables[on].to_numpy(object)
+    codes, _ = pd.factorize(np.concatenate([keys, links[on].to_numpy(object)]))
+    own, linked = codes[: len(keys)], codes[len(keys) :]
+    if (own < 0).any() or len(np.unique(own)) < len(own):
+        merged = links[["trench_id", on]].merge(compound, on=on)
+        return merged[["trench_id", "compound_id"]]
+    row = np.full(len(codes), -1, dtype=np.int64)
+    row[own] = np.arange(len(keys))
+    found = np.where(linked >= 0, row[np.maximum(linked, 0)], -1)
+    hit = found >= 0
+    return pd.DataFrame(
+        {
+            "trench_id": links["trench_id"].to_numpy(object)[hit],
+            "compound_id": compound["compound_id"].to_numpy(object)[found[hit]],
+        }
+    )
+
+
+def _link_shares(trench_id: npt.ArrayLike, compound_id: npt.ArrayLike) -> pd.DataFrame:
+    """Return (trench_id, compound_id, share) from one row per cable in a trench.
+
+    A compound's share of a trench is its cables' part of the trench's cables; sorted by
+    trench, then compound, like a groupby of the two.
+    """
+    trench, trench_ids = _codes(trench_id, sort=True)
+    compound, compound_ids = _codes(compound_id, sort=True)
+    kept = (trench >= 0) & (compound >= 0)
+    pairs, n = np.unique(
+        trench[kept] * max(len(compound_ids), 1) + compound[kept], return_counts=True
+    )
+    of_trench, of_compound = np.divmod(pairs, max(len(compound_ids), 1))
+    total = np.bincount(of_trench, weights=n, minlength=len(trench_ids))
+    return pd.DataFrame(
+        {
+            "trench_id": trench_ids[of_trench],
+            "compound_id": compound_ids[of_compound],
+            "share": n / total[of_trench],
+        }
+    )
+
+
 def _trench_shares(
     cables: pd.DataFrame, trenches: pd.DataFrame, trench_cables: pd.DataFrame | None
 ) -> pd.DataFrame:
     """Return (trench_id, compound_id, share): each trench's cost shares by compound."""
-    compound = cables[["cable_id", "compound_id"]].astype({"compound_id": str})
     if trench_cables is not None:
-        links = trench_cables[["trench_id", "cable_id"]].merge(compound, on="cable_id", how="inner")
-        counts = links.groupby(["trench_id", "compound_id"]).size().rename("n").reset_index()
-    else:
-        by_supply = (
-            cables.assign(compound_id=cables["compound_id"].astype(str))
-            .groupby(["supply_id", "compound_id"])
-            .size()
-            .rename("n")
-            .reset_index()
-        )
-        counts = trenches[["trench_id", "supply_id"]].merge(by_supply, on="supply_id")
-        counts = counts[["trench_id", "compound_id", "n"]]
+        links = _links(cables, trench_cables)
+        return _link_shares(links["trench_id"], links["compound_id"])
+    by_supply = (
+        cables.assign(compound_id=cables["compound_id"].astype(str))
+        .groupby(["supply_id", "compound_id"])
+        .size()
+        .rename("n")
+        .reset_index()
+    )
+    counts = trenches[["trench_id", "supply_id"]].merge(by_supply, on="supply_id")
+    counts = counts[["trench_id", "compound_id", "n"]]
     counts["share"] = counts["n"] / counts.groupby("trench_id")["n"].transform("sum")
     return counts[["trench_id", "compound_id", "share"]]
+
+
+def _split_trenches(trenches: pd.DataFrame, shares: pd.DataFrame) -> pd.DataFrame:
+    """Return (compound_id, trench_cny): each trench's cost split by ``shares``.
+
+    One row per trench and compound in the order of a left merge of the trenches with
+    the shares; a trench without shares goes whole to :data:`UNALLOCATED`.
+    """
+    share_trench, share_ids = pd.factorize(shares["trench_id"].to_numpy(object))
+    order = np.argsort(share_trench, kind="stable")
+    per = np.bincount(share_trench[share_trench >= 0], minlength=len(share_ids))
+    order = order[len(order) - int(per.sum()) :]  # the shares of no trench (-1) sort first
+    first = np.cumsum(per) - per
+    trench = pd.Index(share_ids).get_indexer(trenches["trench_id"].to_numpy(object))
+    rows = np.append(per, 1)[trench]  # a trench without shares (-1) keeps one row
+    of_row = np.repeat(np.arange(len(trenches)), rows)
+    within = np.arange(len(of_row)) - np.repeat(np.cumsum(rows) - rows, rows)
+    matched = trench[of_row] >= 0
+    source = order[first[trench[of_row][matched]] + within[matched]]
+    compound = np.full(len(of_row), UNALLOCATED, dtype=object)
+    compound[matched] = shares["compound_id"].to_numpy(object)[source]
+    compound[pd.isna(compound)] = UNALLOCATED
+    share = np.ones(len(of_row))
+    share[matched] = shares["share"].to_numpy(float)[source]
+    share[np.isnan(share)] = 1.0
+    cost = trenches["cost_cny"].to_numpy(float)[of_row]
+    return pd.DataFrame({"compound_id": compound, "trench_cny": cost * share})
 
 
 def costs_by_compound(
@@ -289,17 +391,19 @@ def costs_by_compound(
         Columns ``compound_id``, ``box_cny``, ``cable_cny``, ``trench_cny``, ``cost_cny``
         (their sum); one row per compound, sorted by ``compound_id``.
     """
-    boxes = _planned(meter_boxes)
-    box_cny = boxes.groupby(boxes["compound_id"].astype(str))["cost_cny"].sum()
-    cable_cny = cables.groupby(cables["compound_id"].astype(str))["cost_cny"].sum()
-
     shares = _trench_shares(cables, trenches, trench_cables)
-    trench_cost = trenches[["trench_id", "cost_cny"]]
-    split = trench_cost.merge(shares, on="trench_id", how="left")
-    split["compound_id"] = split["compound_id"].fillna(UNALLOCATED)
-    split["share"] = split["share"].fillna(1.0)
-    split["trench_cny"] = split["cost_cny"] * split["share"]
-    trench_cny = split.groupby("compound_id")["trench_cny"].sum()
+    return _compound_costs(meter_boxes, cables, trenches, shares=shares)
+
+
+def _compound_costs(
+    meter_boxes: pd.DataFrame, cables: pd.DataFrame, trenches: pd.DataFrame, *, shares: pd.DataFrame
+) -> pd.DataFrame:
+    """:func:`costs_by_compound` with the trenches' ``shares`` (see :func:`_trench_shares`)."""
+    boxes = _planned(meter_boxes)
+    box_cny = _sum_by(boxes["compound_id"].astype(str), boxes["cost_cny"])
+    cable_cny = _sum_by(cables["compound_id"].astype(str), cables["cost_cny"])
+    split = _split_trenches(trenches, shares)
+    trench_cny = _sum_by(split["compound_id"], split["trench_cny"])
 
     costs = pd.concat(
         {"box_cny": box_cny, "cable_cny": cable_cny, "trench_cny": trench_cny}, axis=1

@@ -17,7 +17,7 @@ import shapely
 
 from ._graph import GraphArrays, to_networkx
 from .boxes import site_boxes
-from .costs import costs_by_compound
+from .costs import _compound_costs, _link_shares, _links, _sum_by
 from .electrical import design_load_kw, size_cables
 from .errors import LayerError, Problem
 from .hazards import compound_hazard, rank_priority, score_wires
@@ -262,15 +262,12 @@ def plan(
     step("hazards and costs")
     scored = score_wires(layers["flying_wires"], corridors=layers["corridors"], settings=settings)
     removals = _removals(scored, boxes, set(supply_of))
-    trench_cables = routes.trench_boxes.assign(
-        cable_id=[_cable_id(supply_of[b], b) for b in routes.trench_boxes["box_id"]]
-    )
     summary = _summary(
         layers,
         boxes=boxes,
         cables=cables,
         trenches=routes.trenches,
-        trench_cables=trench_cables,
+        trench_boxes=routes.trench_boxes,
         removals=removals,
         unserved=unserved,
         scored=scored,
@@ -321,12 +318,16 @@ def _summary(
     boxes: gpd.GeoDataFrame,
     cables: gpd.GeoDataFrame,
     trenches: gpd.GeoDataFrame,
-    trench_cables: pd.DataFrame,
+    trench_boxes: pd.DataFrame,
     removals: gpd.GeoDataFrame,
     unserved: gpd.GeoDataFrame,
     scored: gpd.GeoDataFrame,
 ) -> pd.DataFrame:
-    """One row per compound: households, boxes, positions, lengths, cost, hazard, rank."""
+    """One row per compound: households, boxes, positions, lengths, cost, hazard, rank.
+
+    ``trench_boxes`` says which box's cable lies in which trench (``trench_id``,
+    ``box_id``); a trench's length and cost are shared among compounds by their cables.
+    """
     compounds = layers["compounds"]
     ids = compounds["compound_id"]
     blocks = layers["storage_blocks"]
@@ -334,15 +335,10 @@ def _summary(
         blocks["applicants"].fillna(blocks["units"]) if "applicants" in blocks else blocks["units"]
     )
     block_status = blocks["status"] if "status" in blocks else pd.Series("", index=blocks.index)
-    by_box = boxes.groupby("compound_id")
-    trench_length = trenches.set_index("trench_id")["length_m"]
-    shares = trench_cables.merge(cables[["cable_id", "compound_id"]], on="cable_id")
-    shares["n"] = 1
-    counts = shares.groupby(["trench_id", "compound_id"])["n"].sum().reset_index()
-    counts["trench_m"] = counts["trench_id"].map(trench_length) * (
-        counts["n"] / counts.groupby("trench_id")["n"].transform("sum")
-    )
-    costs = costs_by_compound(boxes, cables, trenches, trench_cables=trench_cables)
+    links = _links(cables, trench_boxes, on="box_id")
+    shares = _link_shares(links["trench_id"], links["compound_id"])
+    trench_m = shares["trench_id"].map(trenches.set_index("trench_id")["length_m"])
+    costs = _compound_costs(boxes, cables, trenches, shares=shares)
     costs = costs.set_index("compound_id")["cost_cny"]
     served_wires = removals.loc[removals["box_id"] != "", "wire_id"]
     hazard = compound_hazard(scored, compounds, removed_wire_ids=served_wires)
@@ -355,14 +351,14 @@ def _summary(
             "households": compounds["households"].fillna(0) if "households" in compounds else 0,
         }
     ).set_index("compound_id", drop=False)
-    summary["applicants"] = applicants.groupby(blocks["compound_id"]).sum()
-    summary["boxes"] = by_box.size()
+    summary["applicants"] = _sum_by(blocks["compound_id"], applicants)
+    summary["boxes"] = _sum_by(boxes["compound_id"], np.ones(len(boxes), dtype=np.int64))
     for column in ("positions", "used", "reserved"):
-        summary[column] = by_box[column].sum()
-    summary["energized_blocks"] = (block_status == "energized").groupby(blocks["compound_id"]).sum()
+        summary[column] = _sum_by(boxes["compound_id"], boxes[column])
+    summary["energized_blocks"] = _sum_by(blocks["compound_id"], block_status == "energized")
     summary["unserved_blocks"] = unserved.groupby("compound_id")["block_id"].nunique()
-    summary["cable_m"] = cables.groupby("compound_id")["length_m"].sum()
-    summary["trench_m"] = counts.groupby("compound_id")["trench_m"].sum()
+    summary["cable_m"] = _sum_by(cables["compound_id"], cables["length_m"])
+    summary["trench_m"] = _sum_by(shares["compound_id"], trench_m * shares["share"])
     summary["cost_cny"] = costs
     ranked = ranked.set_index("compound_id")
     summary["hazard_before"] = ranked["hazard_index"]
