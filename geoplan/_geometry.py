@@ -273,7 +273,7 @@ def _pairs_within(
 def _road_crossings(lines: GeomArray, road_tree: shapely.STRtree | None) -> FloatArray:
     if road_tree is None or not len(lines):
         return np.zeros(len(lines))
-    li, _ = road_tree.query(lines, predicate="crosses")
+    li, _ = _query_in_threads(road_tree, lines, predicate="crosses")
     return np.bincount(li, minlength=len(lines)).astype(float)
 
 
@@ -291,7 +291,9 @@ def _cut_lines(
     line, and the cut points' coordinates (in the order of the cuts).
     """
     n = len(lines)
-    cut_xy = shapely.get_coordinates(shapely.line_interpolate_point(lines[cut_line], cut_dist))
+    cut_xy = shapely.get_coordinates(
+        _in_threads(shapely.line_interpolate_point, lines[cut_line], cut_dist)
+    )
     coords, vline = shapely.get_coordinates(lines, return_index=True)
     step = np.hypot(*np.diff(coords, axis=0).T)
     step[vline[1:] != vline[:-1]] = 0.0
