@@ -10,8 +10,9 @@ higher node id.
 Decisions worth knowing:
 
 * **Noding.** Corridor ends within ``[network] node_tolerance_m`` of another corridor are
-  extended onto it, then the lines are noded with :func:`shapely.node` (crossings
-  without a shared vertex included; a city in strips on two threads); node ids follow
+  extended onto it, then the lines are noded as :func:`shapely.node` does (crossings
+  without a shared vertex included; lines split at the vertices where others meet
+  them, only the rest noded by GEOS: :mod:`geoplan._noding`); node ids follow
   the sorted coordinates, rounded to 1 mm, so the graph does not depend on the order of
   the input rows. Corridors that
   overlap are dissolved and the overlap keeps the cheaper surface.
@@ -34,7 +35,6 @@ import itertools
 import logging
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import geopandas as gpd
 import networkx as nx
@@ -47,7 +47,6 @@ from scipy.sparse import csgraph
 
 from ._geometry import (
     _GRID_M,
-    _INTERIOR,
     OPEN_SURFACE,
     BoolArray,
     FloatArray,
@@ -59,22 +58,19 @@ from ._geometry import (
     _distinct,
     _end_coords,
     _group_rank,
-    _in_threads,
-    _inner_points,
     _metric_crs,
     _node_index,
     _point_groups,
     _query_in_threads,
 )
 from ._graph import GraphArrays, to_networkx
+from ._noding import node_lines
 from .attach import attach_arrays, attach_points
 from .errors import LayerError, Problem
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
-_STRIP_LINES = 100_000  # more corridor lines than this are noded in strips, in parallel
-_STRIP_MARGIN_M = 1.0  # a strip takes in the lines within this of its owned lines' extent
 
 __all__ = [
     "OPEN_SURFACE",
@@ -173,7 +169,7 @@ def build_arrays(
 
     started = time.perf_counter()
     lines = _snap_ends(table["geometry"].to_numpy(), tolerance_m)
-    pieces, source, inner_xy = _node_lines(lines, polygons)
+    pieces, source, inner_xy = node_lines(lines, polygons)
     per_m = table["cost_cny_per_m"].to_numpy(float)
     pieces, source = _split_parallels(pieces, source, per_m, inner_xy)
     noded = time.perf_counter()
@@ -443,91 +439,6 @@ def _merge_close_ends(lines: GeomArray, tolerance_m: float) -> GeomArray:
     out[changed] = shapely.linestrings(coords[mask], indices=np.searchsorted(changed, vline[mask]))
     logger.debug("joined %d corridor ends to a nearby end", int(moved.sum()))
     return out
-
-
-def _node_lines(lines: GeomArray, polygons: GeomArray) -> tuple[GeomArray, IntArray, FloatArray]:
-    """Node the lines; drop parts inside barriers; the pieces, their source, inner points.
-
-    Up to :data:`_STRIP_LINES` lines are noded at once; more are noded in vertical strips
-    on two threads (shapely releases the GIL), each strip with every line that reaches
-    into it, keeping the pieces of the lines it owns: a line's pieces depend only on the
-    lines it meets, so the result is the same, in another order.
-    """
-    tree = shapely.STRtree(polygons)
-    outlines = np.zeros(0, dtype=object)
-    if len(polygons):
-        li, pj = _query_in_threads(tree, lines, predicate="intersects")
-        hit = _in_threads(shapely.relate_pattern, lines[li], polygons[pj], _INTERIOR)
-        cut_by = _distinct(pj[hit])
-        if cut_by.size:  # their outlines cut the corridors where they enter a barrier
-            outlines = shapely.get_parts(shapely.boundary(polygons[cut_by]))
-    n_strips = 2 * -(-len(lines) // (2 * _STRIP_LINES)) if len(lines) > _STRIP_LINES else 1
-    if n_strips <= 1:
-        everything = np.arange(len(lines))
-        pieces, source, inner_xy = _node_strip(lines, outlines, everything, everything >= 0)
-    else:
-        pieces, source, inner_xy = _node_in_strips(lines, outlines, n_strips)
-    keep = np.ones(len(pieces), dtype=bool)
-    if len(polygons):
-        inner = shapely.points(inner_xy)
-        inside, _ = _query_in_threads(tree, inner, predicate="within")
-        keep[inside] = False
-    logger.debug(
-        "noded %d corridor lines into %d pieces (%d inside barriers)",
-        len(lines),
-        int(keep.sum()),
-        int((~keep).sum()),
-    )
-    return pieces[keep], source[keep], inner_xy[keep]
-
-
-def _node_strip(
-    lines: GeomArray, outlines: GeomArray, member: IntArray, owned: BoolArray
-) -> tuple[GeomArray, IntArray, FloatArray]:
-    """Node ``lines`` with ``outlines``: the owned lines' pieces, sources, inner points.
-
-    Returns the pieces of the ``owned`` lines, their source and a point inside each
-    (:func:`_inner_points`). ``lines`` are those reaching into a strip, ``member`` their
-    indices among all lines (ascending); those not ``owned`` only cut. A piece's source is
-    the lowest-ranked line it lies on (the cheaper of overlapping corridors); pieces whose
-    source is not owned are left out.
-    """
-    noded = shapely.node(shapely.multilinestrings(np.concatenate([lines, outlines])))
-    pieces = shapely.get_parts(noded)
-    del noded  # a copy of every piece: hundreds of MB for a city
-    inner_xy = _inner_points(pieces)
-    pi, li = shapely.STRtree(lines).query(
-        shapely.points(inner_xy), predicate="dwithin", distance=_GRID_M
-    )
-    first = np.full(len(pieces), len(lines), dtype=np.int64)
-    np.minimum.at(first, pi, li)  # member is ascending: the lowest rank
-    keep = first < len(lines)
-    keep[keep] = owned[first[keep]]
-    return pieces[keep], member[first[keep]], inner_xy[keep]
-
-
-def _node_in_strips(
-    lines: GeomArray, outlines: GeomArray, n_strips: int
-) -> tuple[GeomArray, IntArray, FloatArray]:
-    """Node the lines in ``n_strips`` vertical strips of equal line counts, on two threads.
-
-    Returns what :func:`_node_strip` returns, for all strips.
-    """
-    bounds = shapely.bounds(lines)
-    outline_bounds = shapely.bounds(outlines) if len(outlines) else np.zeros((0, 4))
-    centre = (bounds[:, 0] + bounds[:, 2]) / 2
-    by_x = np.argsort(centre, kind="stable")
-    jobs = []
-    for chunk in np.array_split(by_x, n_strips):
-        low = bounds[chunk, 0].min() - _STRIP_MARGIN_M
-        high = bounds[chunk, 2].max() + _STRIP_MARGIN_M
-        member = np.flatnonzero((bounds[:, 2] >= low) & (bounds[:, 0] <= high))
-        cutting = (outline_bounds[:, 2] >= low) & (outline_bounds[:, 0] <= high)
-        jobs.append((lines[member], outlines[cutting], member, np.isin(member, chunk)))
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        done = list(pool.map(lambda job: _node_strip(*job), jobs))
-    pieces, source, inner_xy = (np.concatenate([d[i] for d in done]) for i in range(3))
-    return pieces, source, inner_xy
 
 
 def _split_parallels(

@@ -14,7 +14,7 @@ from networkx.algorithms.approximation import steiner_tree
 from shapely import LineString, Point, box
 
 from benchmarks.city import CitySpec, make_city, write_city
-from geoplan import _fastroute, _geometry, _localsearch, load_settings, network
+from geoplan import _fastroute, _geometry, _localsearch, _noding, load_settings
 from geoplan import routing as reference
 from geoplan._fastroute import (
     Search,
@@ -356,24 +356,29 @@ def test_assignment_takes_the_cheapest_supply_where_nothing_is_overloaded() -> N
     pd.testing.assert_frame_equal(chosen, cheapest.sort_values("box_id", ignore_index=True))
 
 
+@pytest.mark.parametrize("noding", ["by contacts", "in strips"])
 def test_city_scale_batching_gives_the_same_plan(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, noding: str
 ) -> None:
-    """Noding in strips and shapely calls and searches on two threads change nothing.
+    """Noding by contacts or in strips, and work on two threads, change nothing.
 
-    At city scale corridors are noded in vertical strips, and large element-wise shapely
-    calls, tree queries and the supplies' searches run in two halves on two threads; a
-    small city with tiny strips and halves must give exactly the plan of one pass.
+    At city scale lines are split at the vertices where others meet them and only the
+    rest noded by GEOS (or, when many lines need GEOS, all of them in vertical strips),
+    and large element-wise shapely calls, tree queries and the supplies' searches run in
+    two halves on two threads; a small city made to take those paths must give exactly
+    the plan of one pass.
     """
     path = tmp_path / "city.gpkg"
     write_city(make_city(CitySpec(2500, seed=5)), str(path))
     layers = read_layers(path)
     whole = plan(layers, engine="csgraph")
-    monkeypatch.setattr(network, "_STRIP_LINES", 150)
+    monkeypatch.setattr(_noding, "_CONTACT_MIN_LINES", 0)
+    if noding == "in strips":
+        monkeypatch.setattr(_noding, "_STRIP_LINES", 100)
     monkeypatch.setattr(_localsearch, "_SPLIT_MIN", 2)
     monkeypatch.setattr(_geometry, "_THREADED_MIN", 2)
     batched = plan(layers, engine="csgraph")
-    assert len(whole.layers["corridors"]) > 8 * 150  # several strips
+    assert len(whole.layers["corridors"]) > 8 * 100  # several strips
     assert whole.stats == batched.stats
     for name in ("meter_boxes", "cables", "trenches", "unserved"):
         a, b = getattr(whole, name), getattr(batched, name)
