@@ -166,7 +166,7 @@ def _rectangle_corners(geoms: np.ndarray) -> np.ndarray:
     """Return the first four corners of each polygon's minimum rotated rectangle, (n, 4, 2)."""
     if not len(geoms):
         return np.zeros((0, 4, 2))
-    rectangles = shapely.minimum_rotated_rectangle(geoms)
+    rectangles = _in_threads(shapely.minimum_rotated_rectangle, geoms)
     rings = shapely.get_exterior_ring(rectangles)
     coords, index = shapely.get_coordinates(rings, return_index=True)
     start = np.searchsorted(index, np.arange(len(geoms)))

@@ -80,7 +80,8 @@ def count_crossings(
     """Count the corridors each wire crosses.
 
     A wire crosses a corridor when they meet anywhere but at the wire's own ends (a wire
-    that ends on a walkway does not span it). Pairs come from one vectorised spatial join.
+    that ends on a walkway does not span it). Pairs come from one vectorised tree query:
+    the tree holds the wires, usually far fewer than the corridors.
 
     Parameters
     ----------
@@ -100,16 +101,15 @@ def count_crossings(
     counts = np.zeros(len(wires), dtype="int64")
     if len(wires) == 0 or len(corridors) == 0:
         return counts
-    left = gpd.GeoDataFrame(geometry=wires.reset_index(drop=True))
-    right = gpd.GeoDataFrame(geometry=corridors.reset_index(drop=True))
-    pairs = left.sjoin(right, how="inner", predicate="intersects")
-    if pairs.empty:
+    wire_geoms = np.asarray(wires.array, dtype=object)
+    corridor_geoms = np.asarray(corridors.array, dtype=object)
+    corridor_pos, wire_pos = shapely.STRtree(wire_geoms).query(
+        corridor_geoms, predicate="intersects"
+    )
+    if not len(wire_pos):
         return counts
-    wire_pos = pairs.index.to_numpy()
-    corridor_pos = pairs["index_right"].to_numpy()
-    wire_geoms = left.geometry.to_numpy()[wire_pos]
-    meets = shapely.intersection(wire_geoms, right.geometry.to_numpy()[corridor_pos])
-    at_ends = shapely.covered_by(meets, shapely.boundary(wire_geoms))
+    meets = shapely.intersection(wire_geoms[wire_pos], corridor_geoms[corridor_pos])
+    at_ends = shapely.covered_by(meets, shapely.boundary(wire_geoms[wire_pos]))
     ids = np.arange(len(corridors)) if corridor_ids is None else corridor_ids.astype(str).to_numpy()
     crossing = pd.DataFrame({"wire": wire_pos[~at_ends], "corridor": ids[corridor_pos[~at_ends]]})
     per_wire = crossing.drop_duplicates().groupby("wire").size()
@@ -207,18 +207,18 @@ def score_wires(
         "shared": (households > 1, (households - 1) * figure["weight_per_extra_household"]),
     }
     score = pd.Series(float(figure["weight_present"]), index=index)
-    codes = pd.DataFrame(index=index)
+    broken_rules: dict[str, np.ndarray] = {}
     for code, (rule, weight) in rules.items():
-        broken = rule.astype(bool) & ~removed
+        broken = (rule.astype(bool) & ~removed).to_numpy()
         score = score + np.where(broken, weight, 0.0)
-        codes[code] = np.where(broken, code, "")
+        broken_rules[code] = broken
     score[removed] = 0.0
-    codes["removed"] = np.where(removed, "removed", "")
+    broken_rules["removed"] = removed.to_numpy()
 
     out["length_m"] = length_m.round(2)
     out["corridor_crossings"] = crossings.astype("int64")
     out["hazard_score"] = score.astype("float64")
-    out["reasons"] = [";".join(c for c in row if c) for row in codes[list(REASONS)].to_numpy()]
+    out["reasons"] = _reasons(broken_rules)
     logger.info(
         "scored %d flying wires: %d present, total hazard %.1f",
         n,
@@ -226,6 +226,19 @@ def score_wires(
         float(out["hazard_score"].sum()),
     )
     return out
+
+
+def _reasons(broken: dict[str, np.ndarray]) -> np.ndarray:
+    """Return the codes of :data:`REASONS` each wire breaks, joined by ``;`` in that order.
+
+    ``broken`` holds one boolean array per code; each distinct combination is joined once.
+    """
+    combination = np.zeros(len(broken[REASONS[0]]), dtype=np.int64)
+    for bit, code in enumerate(REASONS):
+        combination |= broken[code].astype(np.int64) << bit
+    kinds, inverse = np.unique(combination, return_inverse=True)
+    joined = [";".join(c for bit, c in enumerate(REASONS) if k >> bit & 1) for k in kinds]
+    return np.array(joined, dtype=object)[inverse]
 
 
 def compound_hazard(
