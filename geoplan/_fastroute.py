@@ -24,6 +24,7 @@ tests compare both on small graphs), without a Python loop per supply, box or ed
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,8 @@ import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from ._geometry import _distinct
+from . import _geometry
+from ._geometry import _distinct, _in_threads
 from ._graph import GraphArrays
 from ._localsearch import search_balls
 
@@ -460,12 +462,13 @@ def trench_sections(
     _, part = csgraph.connected_components(link, directed=False)
     del first_of_run
     part_order = np.lexsort((np.arange(m), part))
-    lines = shapely.multilinestrings(arrays.geometry[used][part_order], indices=part[part_order])
-    merged = shapely.line_merge(lines)
+    merged = _in_threads(
+        shapely.line_merge, _multilines(arrays.geometry[used][part_order], part[part_order])
+    )
     n_parts = len(merged)
     part_group = np.zeros(n_parts, dtype=np.int64)
     part_group[part] = group
-    first_xy = shapely.get_coordinates(shapely.get_point(merged, 0))
+    first_xy = shapely.get_coordinates(_in_threads(shapely.get_point, merged, 0))
     sort = np.lexsort((first_xy[:, 1], first_xy[:, 0], part_group))
     rank = np.empty(n_parts, dtype=np.int64)
     rank[sort] = np.arange(n_parts)
@@ -498,6 +501,21 @@ def trench_sections(
         }
     )
     return trenches, trench_boxes, rows, n_on_edge[rows]
+
+
+def _multilines(lines: np.ndarray, part: IntArray) -> np.ndarray:
+    """Join ``lines`` into one multi-line per ``part`` (sorted, every part from 0 on).
+
+    Large inputs are joined in two halves on two threads.
+    """
+    if len(lines) < _geometry._THREADED_MIN:  # read here: the tests lower it
+        return shapely.multilinestrings(lines, indices=part)
+    half = int(part[-1] + 1) // 2
+    cut = int(np.searchsorted(part, half))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(shapely.multilinestrings, lines[:cut], indices=part[:cut])
+        second = shapely.multilinestrings(lines[cut:], indices=part[cut:] - half)
+        return np.concatenate([first.result(), second])
 
 
 def _cable_groups(

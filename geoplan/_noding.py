@@ -33,7 +33,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import shapely
+from scipy import sparse
+from scipy.sparse import csgraph
 
+from . import _geometry
 from ._geometry import (
     _GRID_M,
     _INTERIOR,
@@ -117,7 +120,7 @@ def _node_where_needed(
     parts, part_line = _split_at(coords, index, len(lines), split_at)
     easy = ~needs[part_line]
     split = (parts[easy], part_line[easy], _inner_points(parts[easy]))
-    noded = _geos_pieces(np.concatenate([parts[~easy], outlines]))
+    noded = _geos_pieces_apart(np.concatenate([parts[~easy], outlines]))
     noded_xy = _inner_points(noded)
     first = _lowest_line_at(tree, noded_xy, len(lines))
     found = first < len(lines)
@@ -193,16 +196,18 @@ def _vertex_contacts(
 def _clear(u: FloatArray, v: FloatArray) -> BoolArray:
     """Whether two segments from one point, along ``u`` and ``v``, keep clear elsewhere.
 
-    Beyond half the shorter one's length from the shared point they are more than
-    :data:`_CLEAR_M` apart (each segment's middle, where a piece's inner point lies,
-    included): they point away from each other, or the angle between them is wide enough.
+    Beyond half the shorter one's length from the shared point, itself more than
+    :data:`_CLEAR_M`, they are more than :data:`_CLEAR_M` apart (each segment's middle,
+    where a piece's inner point lies, included): they point away from each other, or
+    the angle between them is wide enough.
     """
     lu, lv = np.hypot(u[:, 0], u[:, 1]), np.hypot(v[:, 0], v[:, 1])
     dot = u[:, 0] * v[:, 0] + u[:, 1] * v[:, 1]
     cross = np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0])
     with np.errstate(divide="ignore", invalid="ignore"):
         sine = cross / (lu * lv)
-    return (lu > 0) & (lv > 0) & ((dot < 0) | (sine * np.minimum(lu, lv) / 2 > _CLEAR_M))
+    reach = np.minimum(lu, lv) / 2  # where the shorter one's middle is
+    return (reach > _CLEAR_M) & ((dot < 0) | (sine * reach > _CLEAR_M))
 
 
 def _split_at(
@@ -243,6 +248,34 @@ def _geos_pieces(lines: GeomArray) -> GeomArray:
     pieces = shapely.get_parts(noded)
     del noded  # a copy of every piece: hundreds of MB for a city
     return pieces[shapely.length(pieces) > 0]
+
+
+def _geos_pieces_apart(lines: GeomArray) -> GeomArray:
+    """:func:`_geos_pieces` of groups of lines that cannot meet, on two threads.
+
+    Lines whose boxes (grown by :data:`_CLEAR_M`) touch are in one group; groups share no
+    point, so noding them apart gives the pieces of noding them together.
+    """
+    n = len(lines)
+    if n < _geometry._THREADED_MIN:  # read here: the tests lower it
+        return _geos_pieces(lines)
+    bounds = shapely.bounds(lines)
+    boxes = shapely.linestrings(
+        np.stack([bounds[:, :2] - _CLEAR_M, bounds[:, 2:] + _CLEAR_M], axis=1)
+    )
+    i, j = shapely.STRtree(boxes).query(boxes)
+    _, group = csgraph.connected_components(
+        sparse.coo_array((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False
+    )
+    size = np.bincount(group, weights=shapely.get_num_coordinates(lines))
+    by_size = np.argsort(-size, kind="stable")
+    first_half = np.zeros(len(size), dtype=bool)
+    first_half[by_size[np.cumsum(size[by_size]) - size[by_size] < size.sum() / 2]] = True
+    half = first_half[group]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(_geos_pieces, lines[half])
+        second = _geos_pieces(lines[~half])
+        return np.concatenate([first.result(), second])
 
 
 def _node_strip(

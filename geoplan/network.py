@@ -162,12 +162,12 @@ def build_arrays(
     polygons = _barrier_array(barriers, crs)
     costs = _Costs.from_settings(settings)
     tolerance_m = float(settings.catalogue.value("network", "node_tolerance_m"))
+    started = time.perf_counter()
     table = _corridor_table(corridors, costs)
     if table.empty:
         logger.info("no usable corridors: the routing graph is empty")
         return _empty_arrays(crs)
 
-    started = time.perf_counter()
     lines = _snap_ends(table["geometry"].to_numpy(), tolerance_m)
     pieces, source, inner_xy = node_lines(lines, polygons)
     per_m = table["cost_cny_per_m"].to_numpy(float)

@@ -15,7 +15,7 @@ import shapely
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from geoplan import _noding
+from geoplan import _geometry, _noding
 from geoplan._noding import node_lines
 
 CELL_M = 10.0
@@ -45,6 +45,7 @@ def _by_contacts(
     with monkeypatch.context() as patch:
         patch.setattr(_noding, "_CONTACT_MIN_LINES", 0)
         patch.setattr(_noding, "_STRIP_LINES", strip_lines)
+        patch.setattr(_geometry, "_THREADED_MIN", 2)  # groups apart noded on two threads
         return _canonical(node_lines(lines, polygons))
 
 
@@ -113,6 +114,7 @@ def test_each_kind_of_contact(monkeypatch: pytest.MonkeyPatch) -> None:
         shapely.LineString(p([(4, 4), (4, 4), (5, 5)])),  # a zero-length segment
         shapely.LineString(p([(6, 3), (6.5, 3.5), (7, 3), (6, 3)])),  # closed
         shapely.LineString(p([(0, 4), (1, 5), (1, 4), (0, 5)])),  # crosses itself
+        shapely.LineString(p([(7, 7), (7 + 1e-8, 7 + 1e-8)])),  # a stub off a street's end
         shapely.LineString(p([(3, 6), (3.5, 6.5), (4, 6)])),  # bends between two corners
         shapely.LineString(p([(3.5, 6.5), (3.5, 6.9)])),  # ... and a T at its vertex
     ]
