@@ -219,7 +219,7 @@ def plan(
             "id": [f"box:{b}" for b in boxes["box_id"]]
             + [f"supply:{c}" for c in candidates["candidate_id"]]
         },
-        geometry=list(boxes.geometry) + list(candidates.geometry),
+        geometry=np.concatenate([boxes.geometry.to_numpy(), candidates.geometry.to_numpy()]),
         crs=layers.crs,
     )
     if engine == "networkx" or (engine == "auto" and not city):

@@ -679,6 +679,15 @@ def trench_sections(
     return trenches, trench_boxes, {edge: len(c) for edge, c in cables_on.items()}
 
 
+def _separate_trench_m(pairs: pd.DataFrame, supply_of: dict[str, str]) -> float:
+    """Trench length if every served box's cable had a trench of its own (in box order)."""
+    if not supply_of:
+        return 0.0
+    keys = pd.MultiIndex.from_arrays([pairs["box_id"], pairs["candidate_id"]])
+    at = keys.get_indexer(pd.MultiIndex.from_tuples(list(supply_of.items())))
+    return float(sum(pairs["length_m"].to_numpy()[at]))
+
+
 def _cut_off_boxes(
     part_of: Callable[[int], int],
     nodes: dict[str, int],
@@ -776,11 +785,7 @@ def route(
     )
     supply_of = dict(zip(assigned["box_id"], assigned["candidate_id"], strict=True))
     trenches, trench_boxes, n_cables = trench_sections(graph, routes, supply_of)
-    separate_trench_m = float(
-        sum(pairs.set_index(["box_id", "candidate_id"]).loc[list(supply_of.items()), "length_m"])
-        if supply_of
-        else 0.0
-    )
+    separate_trench_m = _separate_trench_m(pairs, supply_of)
     rows = []
     for box_id in sorted(routes):
         route_nodes = routes[box_id]
@@ -876,11 +881,7 @@ def _route_arrays(
     trenches, trench_boxes, step_rows, step_cables = _fastroute.trench_sections(
         graph, box_ids, route_of, route_nodes, supply_of
     )
-    separate_trench_m = float(
-        sum(pairs.set_index(["box_id", "candidate_id"]).loc[list(supply_of.items()), "length_m"])
-        if supply_of
-        else 0.0
-    )
+    separate_trench_m = _separate_trench_m(pairs, supply_of)
     n_routes = len(box_ids)
     same = route_of[1:] == route_of[:-1]
     step_route = route_of[1:][same]
