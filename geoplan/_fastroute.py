@@ -38,7 +38,6 @@ from scipy.sparse import csgraph
 from . import _geometry
 from ._geometry import _distinct, _in_threads
 from ._graph import GraphArrays
-from ._localsearch import search_balls
 
 logger = logging.getLogger("geoplan.routing")
 
@@ -217,6 +216,8 @@ def candidate_pairs(
     reach_m = float(boxes["radius_m"].max()) if len(boxes) else 0.0
     ids = [c for c in candidates["candidate_id"] if f"supply:{c}" in nodes]
     sources = np.array([nodes[f"supply:{c}"] for c in ids], dtype=np.int64)
+    from ._localsearch import search_balls  # numba is imported only when a city is routed
+
     balls = search_balls(matrix, arrays.length_m, arrays.weight, sources, reach_m)
     copies = Copies(
         node=balls.node,
