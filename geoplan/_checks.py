@@ -23,6 +23,7 @@ import pandas as pd
 import pyproj
 import shapely
 
+from ._geometry import _in_threads
 from .errors import Problem
 
 if TYPE_CHECKING:
@@ -145,6 +146,16 @@ class FeatureIds:
         return str(self.values[i])
 
 
+def _unfinite(geoms: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Return which geometries (of those at ``rows``) have NaN or infinite coordinates."""
+    unfinite = np.zeros(len(geoms), dtype=bool)
+    coords = shapely.get_coordinates(geoms[rows])
+    if not np.isfinite(coords).all():
+        coords, owner = shapely.get_coordinates(geoms[rows], return_index=True)
+        unfinite[rows[owner[~np.isfinite(coords).all(axis=1)]]] = True
+    return unfinite
+
+
 def fix_geometry(
     frame: gpd.GeoDataFrame, spec: LayerSpec, file: Path | None, ids: FeatureIds
 ) -> tuple[gpd.GeoDataFrame, list[Problem], list[str], np.ndarray]:
@@ -160,20 +171,16 @@ def fix_geometry(
     flat = ~empty & shapely.has_z(geoms)
     repaired = geoms.copy()
     repaired[flat] = shapely.force_2d(geoms[flat])
-    one_part = (
-        ~empty
-        & (shapely.get_type_id(repaired) == multi_id)
-        & (shapely.get_num_geometries(repaired) == 1)
-    )
+    kinds = shapely.get_type_id(geoms)  # dropping Z values keeps the type
+    one_part = ~empty & (kinds == multi_id)
+    one_part[one_part] = shapely.get_num_geometries(repaired[one_part]) == 1
     repaired[one_part] = shapely.get_geometry(repaired[one_part], 0)
-    wrong_type = ~empty & (shapely.get_type_id(repaired) != expected)
-    checked = np.flatnonzero(~empty & ~wrong_type)
-    coords, owner = shapely.get_coordinates(repaired[checked], return_index=True)
-    unfinite = np.zeros(len(geoms), dtype=bool)
-    unfinite[checked[owner[~np.isfinite(coords).all(axis=1)]]] = True
+    kinds[one_part] = shapely.get_type_id(repaired[one_part])
+    wrong_type = ~empty & (kinds != expected)
+    unfinite = _unfinite(repaired, np.flatnonzero(~empty & ~wrong_type))
     invalid = np.zeros(len(geoms), dtype=bool)
     tested = ~empty & ~wrong_type & ~unfinite
-    invalid[tested] = ~shapely.is_valid(repaired[tested])
+    invalid[tested] = ~_in_threads(shapely.is_valid, repaired[tested])
     sound = tested & ~invalid
 
     problems: list[Problem] = []
@@ -322,7 +329,7 @@ def _lonlat(geoms: np.ndarray, crs: pyproj.CRS, sound: np.ndarray) -> np.ndarray
     """
     xy = np.full((len(geoms), 2), np.nan)
     idx = np.flatnonzero(sound)
-    points = shapely.point_on_surface(geoms[idx])
+    points = _in_threads(shapely.point_on_surface, geoms[idx])
     placed = ~(shapely.is_missing(points) | shapely.is_empty(points))
     rows = idx[placed]
     xy[rows, 0], xy[rows, 1] = to_lonlat(shapely.get_coordinates(points[placed]), crs)
@@ -577,6 +584,16 @@ def check_references(
     return problems
 
 
+def _distinct_points(xy: np.ndarray) -> np.ndarray:
+    """Return the distinct x/y pairs, in order of first appearance.
+
+    A vertex shared by lines reprojects to the same lon/lat each time, so reprojecting
+    it once gives the same bounds (NaN and infinite coordinates stay, at least once).
+    """
+    pairs = np.ascontiguousarray(xy, dtype=np.float64).view(np.complex128).ravel()
+    return pd.unique(pairs).view(np.float64).reshape(-1, 2)
+
+
 def outline_bounds(geoms: np.ndarray, crs: pyproj.CRS) -> np.ndarray | None:
     """Return the lon/lat bounds of 2D points, lines and polygons by their vertices alone.
 
@@ -591,7 +608,10 @@ def outline_bounds(geoms: np.ndarray, crs: pyproj.CRS) -> np.ndarray | None:
         return None
     holed = (kinds == _GEOMETRY_TYPE_IDS["Polygon"]) & (shapely.get_num_interior_rings(geoms) > 0)
     geoms[holed] = shapely.get_exterior_ring(geoms[holed])  # a hole does not count
-    lon, lat = to_lonlat(shapely.get_coordinates(geoms), crs)
+    xy = shapely.get_coordinates(geoms)
+    if (kinds == _GEOMETRY_TYPE_IDS["LineString"]).all() and not crs.is_exact_same(LONLAT):
+        xy = _distinct_points(xy)  # lines meet at shared ends: reproject each end once
+    lon, lat = to_lonlat(xy, crs)
     if not len(lon) or not (np.isfinite(lon).all() and np.isfinite(lat).all()):
         return None
     return np.array([lon.min(), lat.min(), lon.max(), lat.max()])

@@ -36,9 +36,11 @@ from types import MappingProxyType
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyogrio
 import pyproj
 import shapely
+from pandas.api.types import infer_dtype, is_object_dtype
 
 from ._checks import (
     LONLAT,
@@ -48,7 +50,6 @@ from ._checks import (
     check_references,
     check_values,
     fix_geometry,
-    is_text,
     outline_bounds,
     src,
     start_lonlat,
@@ -376,9 +377,15 @@ def _read_frame(file: Path, inner: str | None) -> pd.DataFrame:
     impossible date (30 February) Arrow moves it to the next month, where the plain
     reader refuses the layer; and Arrow gives 1970-01-01 for a GeoPackage date it cannot
     parse, where the plain reader gives a gap.
+
+    Binary columns (the geometries' WKB) stay Arrow's until pyogrio parses them, so
+    that pandas does not look for repeats among a million WKB strings; a binary
+    attribute column comes back as Arrow's, and is read again the plain way.
     """
     try:
-        frame = pyogrio.read_dataframe(file, layer=inner, use_arrow=True)
+        frame = pyogrio.read_dataframe(
+            file, layer=inner, use_arrow=True, arrow_to_pandas_kwargs=_ARROW_TO_PANDAS
+        )
     except Exception:  # read again below, to fail as the plain reader does
         frame = None
     if isinstance(frame, gpd.GeoDataFrame) and _geometries_as_plainly_read(frame):
@@ -393,6 +400,14 @@ def _read_frame(file: Path, inner: str | None) -> pd.DataFrame:
     return pyogrio.read_dataframe(file, layer=inner)
 
 
+def _binary_as_arrow(kind: pa.DataType) -> pd.ArrowDtype | None:
+    """Keep binary columns Arrow's when Arrow hands a table to pandas (see ``_read_frame``)."""
+    return pd.ArrowDtype(kind) if kind == pa.binary() else None
+
+
+_ARROW_TO_PANDAS: Mapping[str, object] = MappingProxyType({"types_mapper": _binary_as_arrow})
+
+
 def _columns_read_otherwise(frame: gpd.GeoDataFrame) -> list[str]:
     """Return the columns that Arrow may have handed over otherwise than the plain reader.
 
@@ -403,8 +418,9 @@ def _columns_read_otherwise(frame: gpd.GeoDataFrame) -> list[str]:
     for name, dtype in frame.dtypes.items():
         if name == frame.geometry.name or (isinstance(dtype, np.dtype) and dtype.kind in "biuf"):
             continue
+        # text with at least one value (pandas infers a column of gaps only as "empty")
         values = frame[name]
-        if not is_text(values) or not values.notna().any():
+        if not is_object_dtype(dtype) or infer_dtype(values, skipna=True) != "string":
             columns.append(str(name))
     return columns
 
@@ -621,10 +637,15 @@ def _check_layers(
     *,
     settings: Settings,
 ) -> _Checked:
-    """Check each layer: columns, geometry, location, values; reproject on ``helper``."""
+    """Check each layer: columns, geometry, location, values; reproject on ``helper``.
+
+    The helper places every layer's features before it bounds the layers: the checks of
+    location wait for the points, only the working CRS for the bounds.
+    """
     checked = _Checked()
     found: dict[str, list[Problem]] = {}  # by layer: columns, or geometry, location, values
     values_found: dict[str, list[Problem]] = {}
+    outlined: dict[str, tuple[np.ndarray, pyproj.CRS]] = {}  # the geometries to bound, by layer
     from_settings = {
         column: tuple(map(str, settings.catalogue.value(*figure)))
         for column, figure in SETTINGS_CHOICES.items()
@@ -646,12 +667,12 @@ def _check_layers(
         checked.sound[spec.name] = sound
         checked.lonlat[spec.name] = start_lonlat(helper, frame, sound)
         if settings.crs is None and len(frame):
-            checked.outlines[spec.name] = helper.submit(
-                outline_bounds, np.asarray(frame.geometry.array), frame.crs
-            )
+            outlined[spec.name] = (np.asarray(frame.geometry.array), frame.crs)
         frame, values_found[spec.name] = check_values(frame, spec, file, ids)
         checked.notes += repairs
         checked.frames[spec.name] = frame
+    for name, (geoms, crs) in outlined.items():  # queued after every layer's points
+        checked.outlines[name] = helper.submit(outline_bounds, geoms, crs)
     for name, frame in checked.frames.items():  # once the helper has had time to place them
         location_problems = check_location(
             frame,
@@ -700,6 +721,12 @@ def _validate(
                     file = files.get(redaction.layer)
                     layer = f"layer {redaction.layer}"
                     notes += redaction.lines(layer if file is None else f"{file}, {layer}")
+            # sorted while the helper may still be bounding the layers for the UTM zone
+            by_id = {
+                spec.name: _sorted_by(frames[spec.name], spec.id_column)
+                for spec in SPECS
+                if spec.name in frames
+            }
             crs = (
                 pyproj.CRS.from_user_input(settings.crs)
                 if settings.crs is not None
@@ -715,12 +742,8 @@ def _validate(
             helper.shutdown(cancel_futures=True)
     out = {}
     for spec in SPECS:
-        frame = frames.get(spec.name)
-        out[spec.name] = (
-            _empty(spec, crs)
-            if frame is None
-            else frame.to_crs(crs).sort_values(spec.id_column, kind="stable").reset_index(drop=True)
-        )
+        frame = by_id.get(spec.name)
+        out[spec.name] = _empty(spec, crs) if frame is None else frame.to_crs(crs)
     for note in notes:  # returned in Layers.warnings, which the command line prints
         logger.debug(note)
     return Layers(
@@ -729,6 +752,17 @@ def _validate(
         sources=MappingProxyType({k: str(v) for k, v in files.items()}),
         warnings=tuple(notes),
     )
+
+
+def _sorted_by(frame: gpd.GeoDataFrame, column: str) -> gpd.GeoDataFrame:
+    """Return the layer in the (stable) order of a column, indexed 0, 1, 2 ...
+
+    A layer whose ids come in order already (as exported from most GIS) is not sorted
+    again: a stable sort would leave it as it is.
+    """
+    if frame[column].is_monotonic_increasing:
+        return frame.reset_index(drop=True)
+    return frame.sort_values(column, kind="stable").reset_index(drop=True)
 
 
 def summarize(layers: Layers) -> dict[str, float | int]:
