@@ -455,7 +455,28 @@ def _split_parallels(
     s, e = ids[: len(pieces)], ids[len(pieces) :]
     a, b = np.minimum(s, e), np.maximum(s, e)
     length = shapely.length(pieces)
-    order = np.lexsort((inner[:, 1], inner[:, 0], source, length, length * per_m[source], b, a))
+    # Among pieces joining the same two nodes, all but the first by cost, length, source
+    # and inner point repeat one: only those groups are ordered by all the keys.
+    key = a * (int(ids.max(initial=0)) + 1) + b
+    by_key = np.argsort(key, kind="stable")
+    twin = key[by_key][1:] == key[by_key][:-1]
+    shared = np.zeros(len(pieces), dtype=bool)
+    shared[by_key[1:][twin]] = True
+    shared[by_key[:-1][twin]] = True
+    rows = np.flatnonzero(shared)
+    order = rows[
+        np.lexsort(
+            (
+                inner[rows, 1],
+                inner[rows, 0],
+                source[rows],
+                length[rows],
+                length[rows] * per_m[source[rows]],
+                b[rows],
+                a[rows],
+            )
+        )
+    ]
     repeat = np.zeros(len(pieces), dtype=bool)
     repeat[order[1:]] = (a[order][1:] == a[order][:-1]) & (b[order][1:] == b[order][:-1])
     long_enough = length > 4 * _GRID_M  # shorter duplicates are rounding debris: dropped
