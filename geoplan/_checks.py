@@ -316,9 +316,16 @@ def to_lonlat(coords: np.ndarray, crs: pyproj.CRS) -> tuple[np.ndarray, np.ndarr
     """Return x/y coordinates in ``crs`` as lon/lat, as geopandas' ``to_crs(4326)`` does."""
     if crs.is_exact_same(LONLAT):
         return coords[:, 0], coords[:, 1]
+    # PROJ lets go of Python's lock, and a transformer may serve two threads at once
+    lonlat = _in_threads(_transformed, coords[:, 0], coords[:, 1], crs=crs)
+    return lonlat[:, 0], lonlat[:, 1]
+
+
+def _transformed(x: np.ndarray, y: np.ndarray, *, crs: pyproj.CRS) -> np.ndarray:
+    """Return the lon/lat pairs of x/y coordinates in ``crs``, one row a point."""
     with np.errstate(all="ignore"):
-        lon, lat = _transformer_to_lonlat(crs).transform(coords[:, 0], coords[:, 1])
-    return np.asarray(lon), np.asarray(lat)
+        lon, lat = _transformer_to_lonlat(crs).transform(x, y)
+    return np.column_stack([np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)])
 
 
 def _lonlat(geoms: np.ndarray, crs: pyproj.CRS, sound: np.ndarray) -> np.ndarray:
