@@ -88,7 +88,7 @@ def _as_ids(values: pd.Series) -> np.ndarray:
     """
     out = np.full(len(values), None, dtype=object)
     present = ~values.isna().to_numpy(dtype=bool)
-    given = values[present]
+    given = values if present.all() else values[present]
     dtype = given.dtype
     if isinstance(dtype, np.dtype) and dtype.kind in "biu":
         out[present] = given.to_numpy().astype(str).astype(object)
@@ -224,8 +224,7 @@ def check_values(
     for i in np.flatnonzero(ids.blank).tolist():
         problems.append(Problem(f"{spec.id_column} is empty; give every feature an id", **at(i)))
     frame[spec.id_column] = _as_column(ids.values)
-    duplicated = frame[spec.id_column].duplicated(keep="first") & frame[spec.id_column].notna()
-    for i in np.flatnonzero(duplicated.to_numpy()).tolist():
+    for i in np.flatnonzero(_repeated(frame[spec.id_column])).tolist():
         problems.append(Problem(f"{spec.id_column} is used twice; ids must be unique", **at(i)))
 
     for column in dict.fromkeys(spec.counts + spec.amounts + spec.positive):
@@ -256,6 +255,21 @@ def check_values(
                 Problem(f"{column} = {value!r} must be one of {', '.join(allowed)}", **at(i))
             )
     return frame, problems
+
+
+def _repeated(values: pd.Series) -> np.ndarray:
+    """Return which values repeat an earlier one, gaps never: ``duplicated()`` of the rest.
+
+    Ids in order (as GIS software usually writes them) can only repeat their neighbour,
+    so they are compared with it instead of hashed.
+    """
+    present = values.notna().to_numpy(dtype=bool)
+    if not values.is_monotonic_increasing:
+        return values.duplicated(keep="first").to_numpy(dtype=bool) & present
+    array = values.to_numpy()
+    repeated = np.zeros(len(array), dtype=bool)
+    repeated[1:] = array[1:] == array[:-1]
+    return repeated & present
 
 
 def _is_bool_value(values: pd.Series) -> np.ndarray:
