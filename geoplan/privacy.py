@@ -269,6 +269,8 @@ def _maybe_personal(values: np.ndarray) -> np.ndarray:
     if not len(rows):
         return mask
     texts = values[rows].tolist()
+    if max(map(len, texts)) < _RUN_DIGITS:  # ids, codes, words: too short to hold a run
+        return mask
     joined = "\n".join(texts)  # a line break ends every run
     if joined.isascii():
         codes: np.ndarray = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
