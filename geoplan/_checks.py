@@ -206,6 +206,8 @@ def fix_geometry(
         if one_part[i]:
             repair = f"one-part Multi{spec.geometry} read as {spec.geometry}"
             notes.append(str(Problem(repair, src(file), spec.name, ids[i])))
+    if not (flat | one_part).any():
+        return frame, problems, notes, sound  # every geometry as read: nothing to set
     kept = np.where(sound, repaired, geoms)
     frame = frame.set_geometry(gpd.GeoSeries(kept, index=frame.index, crs=frame.crs))
     return frame, problems, notes, sound
