@@ -152,62 +152,29 @@ def _vertex_contacts(
     boxes = shapely.linestrings(
         np.stack([np.minimum(a, b) - _CLEAR_M, np.maximum(a, b) + _CLEAR_M], axis=1)
     )
-    i, j = _query_in_threads(shapely.STRtree(boxes), boxes)  # boxes that overlap
-    keep = (i < j) & (line[i] != line[j])
-    i, j = i[keep], j[keep]
-    del boxes, keep
+    found = _query_in_threads(shapely.STRtree(boxes), boxes)  # boxes that overlap
+    del boxes
+    from . import _segment_pairs  # numba is imported only for a city
 
+    i, j, kind, i_at, j_at = _segment_pairs.classify(found, (seg, line), coords, _CLEAR_M)
+    del found
     ends = np.zeros(len(coords), dtype=bool)
     ends[first] = True
     ends[last] = True
-    same = np.stack(  # which ends coincide: (a, a), (a, b), (b, a), (b, b)
-        [
-            np.all(a[i] == a[j], axis=1),
-            np.all(a[i] == b[j], axis=1),
-            np.all(b[i] == a[j], axis=1),
-            np.all(b[i] == b[j], axis=1),
-        ]
-    )
-    shared = same.sum(axis=0)
-    # Segments sharing one point: positions of it in coords, and the far ends.
-    i_at = np.where(same[0] | same[1], seg[i], seg[i] + 1)
-    j_at = np.where(same[0] | same[2], seg[j], seg[j] + 1)
-    i_far = np.where(i_at == seg[i], seg[i] + 1, seg[i])
-    j_far = np.where(j_at == seg[j], seg[j] + 1, seg[j])
-    clear = _clear(coords[i_far] - coords[i_at], coords[j_far] - coords[j_at])
-    one = (shared == 1) & clear
-    apart = shared == 0
-    near = np.zeros(len(i), dtype=bool)
-    if apart.any():
-        k = np.flatnonzero(apart)
-        near[k] = _in_threads(
+    bad = kind == _segment_pairs.BAD
+    apart = np.flatnonzero(kind == _segment_pairs.APART)
+    if apart.size:  # segments that share no point: near misses go to GEOS
+        bad[apart] = _in_threads(
             shapely.dwithin,
-            shapely.linestrings(np.stack([a[i[k]], b[i[k]]], axis=1)),
-            shapely.linestrings(np.stack([a[j[k]], b[j[k]]], axis=1)),
+            shapely.linestrings(np.stack([a[i[apart]], b[i[apart]]], axis=1)),
+            shapely.linestrings(np.stack([a[j[apart]], b[j[apart]]], axis=1)),
             _CLEAR_M,
         )
-    bad = ~(one | (apart & ~near))
     needs[line[i[bad]]] = True
     needs[line[j[bad]]] = True
+    one = kind == _segment_pairs.CLEAR
     split_at = np.concatenate([i_at[one][~ends[i_at[one]]], j_at[one][~ends[j_at[one]]]])
     return needs, _distinct(split_at)
-
-
-def _clear(u: FloatArray, v: FloatArray) -> BoolArray:
-    """Whether two segments from one point, along ``u`` and ``v``, keep clear elsewhere.
-
-    Beyond half the shorter one's length from the shared point, itself more than
-    :data:`_CLEAR_M`, they are more than :data:`_CLEAR_M` apart (each segment's middle,
-    where a piece's inner point lies, included): they point away from each other, or
-    the angle between them is wide enough.
-    """
-    lu, lv = np.hypot(u[:, 0], u[:, 1]), np.hypot(v[:, 0], v[:, 1])
-    dot = u[:, 0] * v[:, 0] + u[:, 1] * v[:, 1]
-    cross = np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sine = cross / (lu * lv)
-    reach = np.minimum(lu, lv) / 2  # where the shorter one's middle is
-    return (reach > _CLEAR_M) & ((dot < 0) | (sine * reach > _CLEAR_M))
 
 
 def _split_at(
