@@ -10,6 +10,7 @@ reports. Reprojections to lon/lat can run on a helper thread (``start_lonlat``,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from functools import lru_cache
@@ -638,3 +639,26 @@ def outline_bounds(geoms: np.ndarray, crs: pyproj.CRS) -> np.ndarray | None:
     if not len(lon) or not (np.isfinite(lon).all() and np.isfinite(lat).all()):
         return None
     return np.array([lon.min(), lat.min(), lon.max(), lat.max()])
+
+
+_NOT_ALLOWED = frozenset({"false", "0", "no", "n", "f"})
+
+
+def allowed_flags(values: pd.Series) -> np.ndarray:
+    """Read a corridors ``allowed`` column: which rows may carry a trench.
+
+    Texts false, 0, no, n and f (any case, spaces around) and false values are not
+    allowed; everything else is, missing values included (a corridor is usable unless
+    marked). The routing graph and the meter boxes' siting read it alike.
+    """
+
+    def usable(value: object) -> bool:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return True
+        if isinstance(value, str):
+            return value.strip().lower() not in _NOT_ALLOWED
+        return bool(value)
+
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return values.to_numpy(bool)
+    return np.fromiter((usable(v) for v in values), dtype=bool, count=len(values))

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ._checks import allowed_flags
 from ._geometry import _THREADED_MIN, _in_threads, _on_two_threads
 from .costs import box_cost_cny
 from .electrical import box_phases, design_load_kw
@@ -75,7 +76,7 @@ def site_boxes(
     applicants = todo["applicants"].fillna(todo["units"]) if "applicants" in todo else todo["units"]
     allowed = corridors
     if "allowed" in corridors:
-        allowed = corridors[corridors["allowed"].fillna(True).astype(bool)]
+        allowed = corridors[allowed_flags(corridors["allowed"])]
     targets = allowed.geometry if len(allowed) else supplies.geometry
     target_array = np.asarray(targets.array, dtype=object)
     tree = shapely.STRtree(target_array) if len(targets) else None

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import time
 
 import geopandas as gpd
@@ -45,10 +44,10 @@ import shapely
 from scipy import sparse, spatial
 from scipy.sparse import csgraph
 
+from ._checks import allowed_flags
 from ._geometry import (
     _GRID_M,
     OPEN_SURFACE,
-    BoolArray,
     FloatArray,
     GeomArray,
     IntArray,
@@ -264,19 +263,6 @@ def path_geometry(graph: nx.Graph, nodes: list[int]) -> shapely.LineString:
     return shapely.LineString(xy if len(xy) > 1 else np.vstack([xy, xy]))
 
 
-def _allowed(values: pd.Series) -> BoolArray:
-    def usable(value: object) -> bool:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return True
-        if isinstance(value, str):
-            return value.strip().lower() not in {"false", "0", "no", "n", "f"}
-        return bool(value)
-
-    if pd.api.types.is_bool_dtype(values.dtype):
-        return values.to_numpy(bool)
-    return np.fromiter((usable(v) for v in values), dtype=bool, count=len(values))
-
-
 def _corridor_table(corridors: gpd.GeoDataFrame, costs: _Costs) -> pd.DataFrame:
     """Usable corridor lines, exploded, with cost per metre, in a deterministic order."""
     missing = [c for c in ("corridor_id", "surface") if c not in corridors.columns]
@@ -286,7 +272,7 @@ def _corridor_table(corridors: gpd.GeoDataFrame, costs: _Costs) -> pd.DataFrame:
     geoms = np.asarray(corridors.geometry.to_numpy(), dtype=object)
     usable = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     if "allowed" in corridors.columns:
-        usable &= _allowed(corridors["allowed"])
+        usable &= allowed_flags(corridors["allowed"])
     frame = pd.DataFrame(
         {
             "corridor_id": corridors["corridor_id"].to_numpy(object),

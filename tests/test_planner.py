@@ -284,3 +284,28 @@ def test_boxes_are_sized_and_long_blocks_split(tmp_path: Path) -> None:
     # each box of the long block stands near its own part of the row
     xs = sorted(long_boxes.geometry.x - X0)
     assert xs[-1] - xs[0] > 40
+
+
+def test_a_corridor_marked_no_in_text_carries_neither_box_nor_cable(tmp_path: Path) -> None:
+    """``allowed`` read as text (no, or empty): the boxes and the graph read it alike.
+
+    The block lies between a corridor marked "no" just south of it and one left empty
+    (usable) to the north: its box faces the north one, and the cable runs along it.
+    """
+    layers = make_layers(
+        tmp_path,
+        blocks=[block("S1", 40, 10)],
+        supplies=[supply("T1", 0, 30)],
+        corridors=[
+            corridor("K1", (0, 5), (100, 5), allowed="no"),
+            corridor("K2", (0, 30), (100, 30), allowed=None),
+        ],
+    )
+    assert layers["corridors"]["allowed"].tolist() == ["no", None]
+    result = plan(layers)
+    box_point = result.meter_boxes.geometry.iloc[0]
+    top = shapely.get_coordinates(layers["storage_blocks"].geometry)[:, 1].max()
+    assert box_point.y > top  # on the block's north side, towards K2
+    assert served_by(result) == {"S1-M1": "T1"}
+    south = shapely.LineString([at(0, 5), at(100, 5)])
+    assert result.cables.geometry.iloc[0].distance(south) > 4
