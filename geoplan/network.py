@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
+import re
 import time
 
 import geopandas as gpd
@@ -155,7 +157,8 @@ def build_arrays(
     CRSError
         The corridors have no projected CRS or the barriers another CRS.
     LayerError
-        A corridor's surface has no trench cost in the catalogue.
+        A corridor's surface has no trench cost in the catalogue, or corridors overlap
+        so nearly that GEOS cannot join them.
     """
     crs = _metric_crs(corridors.crs, "corridors")
     polygons = _barrier_array(barriers, crs)
@@ -168,7 +171,10 @@ def build_arrays(
         return _empty_arrays(crs)
 
     lines = _snap_ends(table["geometry"].to_numpy(), tolerance_m)
-    pieces, source, inner_xy = node_lines(lines, polygons)
+    try:
+        pieces, source, inner_xy = node_lines(lines, polygons)
+    except shapely.errors.GEOSException as error:
+        raise LayerError(_unnodable(str(error), lines, table["corridor_id"])) from None
     per_m = table["cost_cny_per_m"].to_numpy(float)
     pieces, source = _split_parallels(pieces, source, per_m, inner_xy)
     noded = time.perf_counter()
@@ -261,6 +267,29 @@ def path_geometry(graph: nx.Graph, nodes: list[int]) -> shapely.LineString:
     keep[1:] = np.any(xy[1:] != xy[:-1], axis=1)
     xy = xy[keep]
     return shapely.LineString(xy if len(xy) > 1 else np.vstack([xy, xy]))
+
+
+def _unnodable(message: str, lines: GeomArray, ids: pd.Series) -> list[Problem]:
+    """Name the corridors where GEOS gave up noding (its message says near which point)."""
+    near = re.search(r"near ([-+.\deE]+) ([-+.\deE]+)", message)
+    rows = np.zeros(0, dtype=np.int64)
+    if near:
+        x, y = float(near.group(1)), float(near.group(2))
+        # GEOS prints 6 significant digits: within a unit of the last one
+        slack = max(10.0 ** (math.floor(math.log10(abs(v))) - 5) for v in (x, y, 1.0) if v)
+        rows = np.sort(
+            shapely.STRtree(lines).query(shapely.Point(x, y), predicate="dwithin", distance=slack)
+        )
+    fix = (
+        "runs so nearly along another corridor that they cannot be joined "
+        f"(GEOS: {message}); merge the overlapping corridors into one or move them apart"
+    )
+    if not rows.size:
+        return [Problem(f"a corridor {fix}", layer="corridors")]
+    return [
+        Problem(f"corridor {fix}", layer="corridors", feature_id=str(ids.iloc[r]))
+        for r in rows.tolist()
+    ]
 
 
 def _corridor_table(corridors: gpd.GeoDataFrame, costs: _Costs) -> pd.DataFrame:

@@ -447,3 +447,21 @@ def test_repeated_point_ids_are_refused() -> None:
     )
     with pytest.raises(LayerError, match="repeated"):
         attach_points(graph, layer, barriers=NONE, settings=SETTINGS)
+
+
+def test_corridors_geos_cannot_join_are_named() -> None:
+    """GEOS gives up noding a line that doubles back a hair beside another (found by
+    tests/test_noding.py): a LayerError naming both corridors, not a GEOS traceback."""
+    layer = gpd.GeoDataFrame(
+        {"corridor_id": ["A", "B"], "surface": ["soil", "soil"]},
+        geometry=[
+            LineString([(500030, 4300050), (500010.004, 4300010.004)]),
+            LineString([(500000, 4300000), (500020, 4300020), (499999.98, 4299999.98)]),
+        ],
+        crs=CRS,
+    )
+    with pytest.raises(LayerError) as raised:
+        build_graph(layer, barriers=NONE, settings=SETTINGS)
+    problems = raised.value.problems
+    assert [(p.layer, p.feature_id) for p in problems] == [("corridors", "A"), ("corridors", "B")]
+    assert all("merge the overlapping corridors" in p.message for p in problems)
