@@ -24,7 +24,6 @@ tests compare both on small graphs), without a Python loop per supply, box or ed
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +35,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 from . import _geometry
-from ._geometry import _distinct, _in_threads
+from ._geometry import _both, _distinct, _in_threads
 from ._graph import GraphArrays
 
 logger = logging.getLogger("geoplan.routing")
@@ -513,10 +512,11 @@ def _multilines(lines: np.ndarray, part: IntArray) -> np.ndarray:
         return shapely.multilinestrings(lines, indices=part)
     half = int(part[-1] + 1) // 2
     cut = int(np.searchsorted(part, half))
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        first = pool.submit(shapely.multilinestrings, lines[:cut], indices=part[:cut])
-        second = shapely.multilinestrings(lines[cut:], indices=part[cut:] - half)
-        return np.concatenate([first.result(), second])
+    first, second = _both(
+        lambda: shapely.multilinestrings(lines[:cut], indices=part[:cut]),
+        lambda: shapely.multilinestrings(lines[cut:], indices=part[cut:] - half),
+    )
+    return np.concatenate([first, second])
 
 
 def _cable_groups(

@@ -34,6 +34,7 @@ _BAND_M = 1e-6  # distances this close to a limit are tested as GEOS tests them
 _LATTICE_NEAREST = 8
 _INTERIOR = "T********"  # DE-9IM: the interiors meet
 _R = TypeVar("_R")
+_S = TypeVar("_S")
 _THREADED_MIN = 50_000  # from this many geometries an element-wise call runs on two threads
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
@@ -380,10 +381,19 @@ def _on_two_threads(n: int, call: Callable[[int, int], _R]) -> tuple[_R, _R, int
     cores a large call takes about half the time.
     """
     half = n // 2
+    first, second = _both(lambda: call(0, half), lambda: call(half, n))
+    return first, second, half
+
+
+def _both(first: Callable[[], _R], second: Callable[[], _S]) -> tuple[_R, _S]:
+    """Run two calls at once (the first on a helper thread); return both results.
+
+    For calls that release the GIL (shapely, GEOS, numba's ``nogil`` kernels).
+    """
     with ThreadPoolExecutor(max_workers=1) as pool:
-        first = pool.submit(call, 0, half)
-        second = call(half, n)
-        return first.result(), second, half
+        started = pool.submit(first)
+        other = second()
+        return started.result(), other
 
 
 def _in_threads(func: Callable[..., np.ndarray], *args: Any, **kwargs: Any) -> np.ndarray:

@@ -19,13 +19,14 @@ and per entry its predecessor entry on the cheapest route, cost and length.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numba
 import numpy as np
 from scipy import sparse
+
+from ._geometry import _on_two_threads
 
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
@@ -91,11 +92,10 @@ def search_balls(
     sources = np.ascontiguousarray(sources, dtype=np.int64)
     if len(sources) < _SPLIT_MIN:
         return _joined([_search(graph, sources, float(reach_m))])
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        parts = list(
-            pool.map(lambda half: _search(graph, half, float(reach_m)), np.array_split(sources, 2))
-        )
-    return _joined(parts)
+    first, second, _ = _on_two_threads(
+        len(sources), lambda lo, hi: _search(graph, sources[lo:hi], float(reach_m))
+    )
+    return _joined([first, second])
 
 
 def _joined(parts: list[tuple[np.ndarray, ...]]) -> Balls:

@@ -44,6 +44,7 @@ from ._geometry import (
     FloatArray,
     GeomArray,
     IntArray,
+    _both,
     _distinct,
     _in_threads,
     _inner_points,
@@ -239,10 +240,8 @@ def _geos_pieces_apart(lines: GeomArray) -> GeomArray:
     first_half = np.zeros(len(size), dtype=bool)
     first_half[by_size[np.cumsum(size[by_size]) - size[by_size] < size.sum() / 2]] = True
     half = first_half[group]
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        first = pool.submit(_geos_pieces, lines[half])
-        second = _geos_pieces(lines[~half])
-        return np.concatenate([first.result(), second])
+    first, second = _both(lambda: _geos_pieces(lines[half]), lambda: _geos_pieces(lines[~half]))
+    return np.concatenate([first, second])
 
 
 def _node_strip(
