@@ -9,8 +9,7 @@ import geopandas as gpd
 
 from geoplan.layers import read_layers
 from geoplan.plan import plan
-
-REASONS = ("beyond_radius", "no_capacity", "no_circuit", "no_path")
+from geoplan.routing import UNSERVED_REASONS as REASONS
 
 
 def test_every_unserved_reason_is_counted_even_when_none(
