@@ -69,25 +69,13 @@ class Copies:
         """Number of entries."""
         return len(self.node)
 
-    def entry(self, block: IntArray, node: IntArray) -> IntArray:
-        """Entry of graph ``node`` in ``block``, or -1 where it has none."""
-        lo, hi = self.first[block], self.first[block + 1]
-        keys = self.block.astype(np.int64) * (int(self.node.max(initial=0)) + 1) + self.node
-        want = block.astype(np.int64) * (int(self.node.max(initial=0)) + 1) + node
-        at = np.searchsorted(keys, want)
-        ok = (at < hi) & (at >= lo)
-        ok[ok] = keys[at[ok]] == want[ok]
-        return np.where(ok, at, -1)
+    def matrix(self, values: FloatArray) -> sparse.csr_array:
+        """Return the copies' adjacency with ``values`` per graph edge."""
+        data = values[self.row]
+        return sparse.csr_array((data, (self.ea, self.eb)), shape=(self.size, self.size))
 
-    def matrix(self, values: FloatArray, keep: BoolArray | None = None) -> sparse.csr_array:
-        """Return the copies' adjacency with ``values`` per graph edge (only edges ``keep``)."""
-        ea, eb, data = self.ea, self.eb, values[self.row]
-        if keep is not None:
-            ea, eb, data = ea[keep], eb[keep], data[keep]
-        return sparse.csr_array((data, (ea, eb)), shape=(self.size, self.size))
-
-    def subset(self, blocks: IntArray) -> Copies:
-        """Return the copies of some blocks only."""
+    def subset(self, blocks: IntArray) -> tuple[Copies, IntArray]:
+        """Return the copies of some blocks only, and each old entry's new one (or -1)."""
         mask = np.isin(self.block, blocks)
         new_index = np.full(self.size, -1, dtype=np.int64)
         new_index[mask] = np.arange(int(mask.sum()))
@@ -96,7 +84,7 @@ class Copies:
         renumber[blocks] = np.arange(len(blocks))
         block = renumber[self.block[mask]]
         first = np.searchsorted(block, np.arange(len(blocks) + 1))
-        return Copies(
+        sub = Copies(
             node=self.node[mask],
             block=block,
             first=first,
@@ -105,6 +93,7 @@ class Copies:
             eb=new_index[self.eb[edge_ok]],
             row=self.row[edge_ok],
         )
+        return sub, new_index
 
 
 def adjacency(arrays: GraphArrays) -> sparse.csr_array:
@@ -116,14 +105,14 @@ def adjacency(arrays: GraphArrays) -> sparse.csr_array:
     return matrix
 
 
-def tree_sums(pred: IntArray, step: FloatArray, reached: BoolArray) -> FloatArray:
+def tree_sums(pred: IntArray, step: FloatArray) -> FloatArray:
     """Sum ``step`` from the root down each shortest-path tree (``pred``, -9999 at roots).
 
     Sums in the order a walk from the root adds them, as networkx does along a path.
     """
     n = len(pred)
     parent = np.where(pred >= 0, pred, -1).astype(np.int64)
-    depth = np.where(reached & (parent >= 0), 1, 0).astype(np.int64)
+    depth = (parent >= 0).astype(np.int64)
     jump = parent.copy()
     hop = depth.copy()
     while True:
@@ -185,11 +174,10 @@ def walk(pred: IntArray, starts: IntArray) -> tuple[IntArray, IntArray]:
 
 @dataclass(frozen=True)
 class Search:
-    """What the candidate search found: copies, cheapest-route trees, per-entry sums."""
+    """What the candidate search found: the balls as copies, and cheapest-route trees."""
 
     copies: Copies
     pred: IntArray
-    cost: FloatArray
     candidate_ids: list[str]
 
 
@@ -218,20 +206,11 @@ def candidate_pairs(
     from ._localsearch import search_balls  # numba is imported only when a city is routed
 
     balls = search_balls(matrix, arrays.length_m, arrays.weight, sources, reach_m)
-    copies = Copies(
-        node=balls.node,
-        block=balls.block,
-        first=balls.first,
-        source=balls.source,
-        ea=balls.ea,
-        eb=balls.eb,
-        row=balls.row,
-    )
-    pred, cost, length = balls.pred, balls.cost, balls.length_m
+    copies, cost, length = balls.copies, balls.cost, balls.length_m
+    search = Search(copies, balls.pred, ids)
     del balls
     if not ids:
-        empty = Search(copies, pred, cost, ids)
-        return pd.DataFrame(columns=columns), empty, np.zeros(0, dtype=np.int64)
+        return pd.DataFrame(columns=columns), search, np.zeros(0, dtype=np.int64)
     reached = np.isfinite(cost)
 
     box_ids = boxes["box_id"].astype(str).to_numpy()
@@ -253,7 +232,6 @@ def candidate_pairs(
         },
         columns=columns,
     )
-    search = Search(copies, pred, cost, ids)
     return pairs, search, found
 
 
@@ -293,10 +271,7 @@ def steiner_routes(
     tree_pred = np.zeros(0, dtype=np.int64)
     sub = None
     if shared.size:
-        sub = copies.subset(shared)
-        old_to_new = np.full(copies.size, -1, dtype=np.int64)
-        mask = np.isin(copies.block, shared)
-        old_to_new[mask] = np.arange(int(mask.sum()))
+        sub, old_to_new = copies.subset(shared)
         terminal = np.zeros(sub.size, dtype=bool)
         terminal[sub.source] = True
         in_shared = np.isin(copies.block[end_entry], shared)
@@ -308,11 +283,7 @@ def steiner_routes(
     route_of_parts, node_parts = [], []
     lengths = np.zeros(len(box_ids))
     if use_tree.any() and sub is not None:
-        tree_len = tree_sums(
-            tree_pred,
-            step_values(sub, tree_pred, arrays.length_m),
-            np.ones(sub.size, dtype=bool),
-        )
+        tree_len = tree_sums(tree_pred, step_values(sub, tree_pred, arrays.length_m))
         idx = np.flatnonzero(use_tree)
         lengths[idx] = tree_len[start[idx]]
         radius = np.array([radius_by_box[b] for b in box_ids])

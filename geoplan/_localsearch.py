@@ -12,9 +12,9 @@ the graph, side by side in one block-diagonal matrix — built and searched five
 copied nodes for a city of a million edges; this searches the same balls without
 copying the graph.
 
-The result is laid out as :class:`geoplan._fastroute.Copies` expects: one block of
-entries per source (its ball, sorted by node), the copy edges between entries of a block,
-and per entry its predecessor entry on the cheapest route, cost and length.
+The balls come as :class:`geoplan._fastroute.Copies`: one block of entries per source
+(its ball, sorted by node) and the copy edges between entries of a block; with, per
+entry, its predecessor entry on the cheapest route, cost and length.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numba
 import numpy as np
 from scipy import sparse
 
+from ._fastroute import Copies
 from ._geometry import _on_two_threads
 
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
@@ -41,24 +42,16 @@ _SPLIT_MIN = 1_000  # fewer sources than this are searched on one thread
 class Balls:
     """Each source's ball (nodes within the reach by length) and its cheapest routes.
 
-    Entry ``i`` is graph node ``node[i]`` in block ``block[i]`` (the ``block``-th source);
-    entries are sorted by block, then node; ``first[b]`` is block ``b``'s first entry and
-    ``source[b]`` the source's own entry. ``pred`` is each entry's predecessor entry on the
-    cheapest route from its source (``NO_PRED`` at the source), ``cost`` and ``length_m``
-    that route's sums. ``ea``/``eb`` are the directed copy edges between entries of a
-    block and ``row`` the graph edge each one copies.
+    ``copies`` holds the balls, one block per source (entries sorted by block, then node,
+    the copy edges between entries of a block). ``pred`` is each entry's predecessor
+    entry on the cheapest route from its source (``NO_PRED`` at the source), ``cost`` and
+    ``length_m`` that route's sums.
     """
 
-    node: IntArray
-    block: IntArray
-    first: IntArray
-    source: IntArray
+    copies: Copies
     pred: IntArray
     cost: FloatArray
     length_m: FloatArray
-    ea: IntArray
-    eb: IntArray
-    row: IntArray
 
 
 def search_balls(
@@ -110,18 +103,16 @@ def _joined(parts: list[tuple[np.ndarray, ...]]) -> Balls:
         eb[k] = eb[k] + offset
         offset += n
     counts = np.concatenate(count)
-    return Balls(
+    copies = Copies(
         node=np.concatenate(node),
         block=np.repeat(np.arange(len(counts)), counts),
         first=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         source=np.concatenate(source),
-        pred=np.concatenate(pred),
-        cost=np.concatenate(cost),
-        length_m=np.concatenate(length),
         ea=np.concatenate(ea),
         eb=np.concatenate(eb),
         row=np.concatenate(row),
     )
+    return Balls(copies, np.concatenate(pred), np.concatenate(cost), np.concatenate(length))
 
 
 # ----------------------------------------------------------------------- compiled parts
@@ -195,7 +186,6 @@ def _search(
     n = len(indptr) - 1
     seen = np.full(n, -1, dtype=np.int64)  # source index whose search reached the node
     done = np.full(n, -1, dtype=np.int64)  # ... that settled it
-    inball = np.full(n, -1, dtype=np.int64)  # ... whose ball holds it
     best = np.zeros(n)
     local = np.zeros(n, dtype=np.int64)
     heap = (np.empty(1024), np.empty(1024, dtype=np.int64), np.empty(1024, dtype=np.int64))
@@ -250,7 +240,6 @@ def _search(
                     pushes += 1
         ball[:n_ball].sort()
         for i in range(n_ball):
-            inball[ball[i]] = s
             local[ball[i]] = i
         # 2. The cheapest route to each node of the ball, inside the ball.
         lpred = _grow(lpred, n_ball)
@@ -271,7 +260,7 @@ def _search(
             v = ball[i]
             for k in range(indptr[v], indptr[v + 1]):
                 u = indices[k]
-                if inball[u] != s:
+                if done[u] != s:  # not in the ball
                     continue
                 j = local[u]
                 row = edge_row[k]
@@ -293,12 +282,12 @@ def _search(
         for i in range(n_ball):
             v = ball[i]
             out_node[n_out + i] = v
-            out_pred[n_out + i] = n_out + lpred[i] if lpred[i] >= 0 else -9999
+            out_pred[n_out + i] = n_out + lpred[i] if lpred[i] >= 0 else NO_PRED
             out_cost[n_out + i] = lcost[i]
             out_len[n_out + i] = llen[i]
             for k in range(indptr[v], indptr[v + 1]):
                 u = indices[k]
-                if inball[u] != s:
+                if done[u] != s:  # not in the ball
                     continue
                 if n_edges + 1 > len(out_ea):
                     out_ea = _grow(out_ea, n_edges + 1)

@@ -49,6 +49,7 @@ from ._geometry import (
     _in_threads,
     _inner_points,
     _query_in_threads,
+    _segments,
 )
 
 logger = logging.getLogger(__name__)
@@ -150,9 +151,7 @@ def _vertex_contacts(
     needs[curved[~_in_threads(shapely.is_simple, lines[curved])]] = True
 
     # each segment's box grown by _CLEAR_M, as the box of a diagonal
-    boxes = shapely.linestrings(
-        np.stack([np.minimum(a, b) - _CLEAR_M, np.maximum(a, b) + _CLEAR_M], axis=1)
-    )
+    boxes = _segments(np.minimum(a, b) - _CLEAR_M, np.maximum(a, b) + _CLEAR_M)
     found = _query_in_threads(shapely.STRtree(boxes), boxes)  # boxes that overlap
     del boxes
     from . import _segment_pairs  # numba is imported only for a city
@@ -167,8 +166,8 @@ def _vertex_contacts(
     if apart.size:  # segments that share no point: near misses go to GEOS
         bad[apart] = _in_threads(
             shapely.dwithin,
-            shapely.linestrings(np.stack([a[i[apart]], b[i[apart]]], axis=1)),
-            shapely.linestrings(np.stack([a[j[apart]], b[j[apart]]], axis=1)),
+            _segments(a[i[apart]], b[i[apart]]),
+            _segments(a[j[apart]], b[j[apart]]),
             _CLEAR_M,
         )
     needs[line[i[bad]]] = True
@@ -228,10 +227,8 @@ def _geos_pieces_apart(lines: GeomArray) -> GeomArray:
     if n < _geometry._THREADED_MIN:  # read here: the tests lower it
         return _geos_pieces(lines)
     bounds = shapely.bounds(lines)
-    boxes = shapely.linestrings(
-        np.stack([bounds[:, :2] - _CLEAR_M, bounds[:, 2:] + _CLEAR_M], axis=1)
-    )
-    i, j = shapely.STRtree(boxes).query(boxes)
+    boxes = _segments(bounds[:, :2] - _CLEAR_M, bounds[:, 2:] + _CLEAR_M)  # grown boxes
+    i, j = _query_in_threads(shapely.STRtree(boxes), boxes)
     _, group = csgraph.connected_components(
         sparse.coo_array((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False
     )

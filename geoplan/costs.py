@@ -310,11 +310,18 @@ def _link_shares(trench_id: npt.ArrayLike, compound_id: npt.ArrayLike) -> pd.Dat
 
 
 def _trench_shares(
-    cables: pd.DataFrame, trenches: pd.DataFrame, trench_cables: pd.DataFrame | None
+    cables: pd.DataFrame,
+    trenches: pd.DataFrame,
+    trench_cables: pd.DataFrame | None,
+    *,
+    on: str = "cable_id",
 ) -> pd.DataFrame:
-    """Return (trench_id, compound_id, share): each trench's cost shares by compound."""
+    """Return (trench_id, compound_id, share): each trench's cost shares by compound.
+
+    ``trench_cables`` links trenches to cables by ``on`` (cable_id, or box_id).
+    """
     if trench_cables is not None:
-        links = _links(cables, trench_cables)
+        links = _links(cables, trench_cables, on=on)
         return _link_shares(links["trench_id"], links["compound_id"])
     by_supply = (
         cables.assign(compound_id=cables["compound_id"].astype(str))

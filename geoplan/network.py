@@ -61,8 +61,8 @@ from ._geometry import (
     _group_rank,
     _metric_crs,
     _node_index,
+    _pairs_within,
     _point_groups,
-    _query_in_threads,
 )
 from ._graph import GraphArrays, to_networkx
 from ._noding import node_lines
@@ -378,12 +378,9 @@ def _snap_ends(lines: GeomArray, tolerance_m: float) -> GeomArray:
     _, spot, count = _point_groups(end_xy)
     loose = np.flatnonzero(count[spot] == 1)
     loose_ends = shapely.points(end_xy[loose])
-    qi, li = _query_in_threads(
-        shapely.STRtree(lines), loose_ends, predicate="dwithin", distance=tolerance_m
-    )
+    qi, li, dist = _pairs_within(shapely.STRtree(lines), lines, loose_ends, tolerance_m)
     mine = li != owner[loose[qi]]
-    qi, li = qi[mine], li[mine]
-    dist = shapely.distance(loose_ends[qi], lines[li])
+    qi, li, dist = qi[mine], li[mine], dist[mine]
     gap = dist > _GRID_M
     qi, li, dist = qi[gap], li[gap], dist[gap]
     if not qi.size:

@@ -17,7 +17,7 @@ import shapely
 
 from ._graph import GraphArrays, to_networkx
 from .boxes import site_boxes
-from .costs import _compound_costs, _link_shares, _links, _sum_by
+from .costs import _compound_costs, _sum_by, _trench_shares
 from .electrical import design_load_kw, size_cables
 from .errors import LayerError, Problem
 from .hazards import compound_hazard, rank_priority, score_wires
@@ -335,8 +335,7 @@ def _summary(
         blocks["applicants"].fillna(blocks["units"]) if "applicants" in blocks else blocks["units"]
     )
     block_status = blocks["status"] if "status" in blocks else pd.Series("", index=blocks.index)
-    links = _links(cables, trench_boxes, on="box_id")
-    shares = _link_shares(links["trench_id"], links["compound_id"])
+    shares = _trench_shares(cables, trenches, trench_boxes, on="box_id")
     trench_m = shares["trench_id"].map(trenches.set_index("trench_id")["length_m"])
     costs = _compound_costs(boxes, cables, trenches, shares=shares)
     costs = costs.set_index("compound_id")["cost_cny"]

@@ -685,6 +685,9 @@ def _separate_trench_m(pairs: pd.DataFrame, supply_of: dict[str, str]) -> float:
         return 0.0
     keys = pd.MultiIndex.from_arrays([pairs["box_id"], pairs["candidate_id"]])
     at = keys.get_indexer(pd.MultiIndex.from_tuples(list(supply_of.items())))
+    if (at < 0).any():
+        msg = "a served box's (box, supply) pair is not among the candidate pairs"
+        raise ValueError(msg)
     return float(sum(pairs["length_m"].to_numpy()[at]))
 
 
