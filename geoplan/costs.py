@@ -232,32 +232,13 @@ def bill_of_quantities(
 # --- costs per compound ------------------------------------------------------------------
 
 
-def _codes(values: npt.ArrayLike, *, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Return integer codes of ``values`` and the distinct values they index (-1: missing).
-
-    With ``sort`` the codes follow the values' order, as pandas' groupby sorts its keys.
-    """
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
-    if sort:
-        order = np.argsort(uniques, kind="stable")
-        rank = np.empty(len(order), dtype=np.int64)
-        rank[order] = np.arange(len(order))
-        codes = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
-        uniques = uniques[order]
-    return codes, uniques
-
-
 def _sum_by(keys: npt.ArrayLike, values: npt.ArrayLike) -> pd.Series:
-    """Return ``pd.Series(values).groupby(keys).sum()``, grouping integer codes of the keys.
+    """Return the sums of ``values`` by ``keys``, in order of first appearance.
 
-    pandas sums each group's values in row order whatever the groups' labels, so the sums
-    are the same to the bit; only the index differs: the keys in order of first
-    appearance instead of sorted. Missing keys are left out, as groupby does.
+    pandas sums each group's values in row order, so the sums are those of a sorted
+    groupby to the bit; missing keys are left out.
     """
-    codes, uniques = _codes(keys)
-    kept = codes >= 0
-    sums = pd.Series(np.asarray(values)[kept]).groupby(codes[kept], sort=False).sum()
-    return pd.Series(sums.to_numpy(), index=pd.Index(uniques[sums.index.to_numpy()]))
+    return pd.Series(np.asarray(values)).groupby(np.asarray(keys, dtype=object), sort=False).sum()
 
 
 def _links(cables: pd.DataFrame, links: pd.DataFrame, *, on: str = "cable_id") -> pd.DataFrame:
@@ -292,8 +273,8 @@ def _link_shares(trench_id: npt.ArrayLike, compound_id: npt.ArrayLike) -> pd.Dat
     A compound's share of a trench is its cables' part of the trench's cables; sorted by
     trench, then compound, like a groupby of the two.
     """
-    trench, trench_ids = _codes(trench_id, sort=True)
-    compound, compound_ids = _codes(compound_id, sort=True)
+    trench, trench_ids = pd.factorize(np.asarray(trench_id, dtype=object), sort=True)
+    compound, compound_ids = pd.factorize(np.asarray(compound_id, dtype=object), sort=True)
     kept = (trench >= 0) & (compound >= 0)
     pairs, n = np.unique(
         trench[kept] * max(len(compound_ids), 1) + compound[kept], return_counts=True
@@ -334,33 +315,6 @@ def _trench_shares(
     counts = counts[["trench_id", "compound_id", "n"]]
     counts["share"] = counts["n"] / counts.groupby("trench_id")["n"].transform("sum")
     return counts[["trench_id", "compound_id", "share"]]
-
-
-def _split_trenches(trenches: pd.DataFrame, shares: pd.DataFrame) -> pd.DataFrame:
-    """Return (compound_id, trench_cny): each trench's cost split by ``shares``.
-
-    One row per trench and compound in the order of a left merge of the trenches with
-    the shares; a trench without shares goes whole to :data:`UNALLOCATED`.
-    """
-    share_trench, share_ids = pd.factorize(shares["trench_id"].to_numpy(object))
-    order = np.argsort(share_trench, kind="stable")
-    per = np.bincount(share_trench[share_trench >= 0], minlength=len(share_ids))
-    order = order[len(order) - int(per.sum()) :]  # the shares of no trench (-1) sort first
-    first = np.cumsum(per) - per
-    trench = pd.Index(share_ids).get_indexer(trenches["trench_id"].to_numpy(object))
-    rows = np.append(per, 1)[trench]  # a trench without shares (-1) keeps one row
-    of_row = np.repeat(np.arange(len(trenches)), rows)
-    within = np.arange(len(of_row)) - np.repeat(np.cumsum(rows) - rows, rows)
-    matched = trench[of_row] >= 0
-    source = order[first[trench[of_row][matched]] + within[matched]]
-    compound = np.full(len(of_row), UNALLOCATED, dtype=object)
-    compound[matched] = shares["compound_id"].to_numpy(object)[source]
-    compound[pd.isna(compound)] = UNALLOCATED
-    share = np.ones(len(of_row))
-    share[matched] = shares["share"].to_numpy(float)[source]
-    share[np.isnan(share)] = 1.0
-    cost = trenches["cost_cny"].to_numpy(float)[of_row]
-    return pd.DataFrame({"compound_id": compound, "trench_cny": cost * share})
 
 
 def costs_by_compound(
@@ -409,8 +363,14 @@ def _compound_costs(
     boxes = _planned(meter_boxes)
     box_cny = _sum_by(boxes["compound_id"].astype(str), boxes["cost_cny"])
     cable_cny = _sum_by(cables["compound_id"].astype(str), cables["cost_cny"])
-    split = _split_trenches(trenches, shares)
-    trench_cny = _sum_by(split["compound_id"], split["trench_cny"])
+    split = (
+        trenches[["trench_id", "cost_cny"]]
+        .astype({"trench_id": object})  # (an empty layer reads it as float)
+        .merge(shares.astype({"trench_id": object}), on="trench_id", how="left")
+    )
+    trench_cny = _sum_by(
+        split["compound_id"].fillna(UNALLOCATED), split["cost_cny"] * split["share"].fillna(1.0)
+    )
 
     costs = pd.concat(
         {"box_cny": box_cny, "cable_cny": cable_cny, "trench_cny": trench_cny}, axis=1
