@@ -416,16 +416,16 @@ def _in_threads(func: Callable[..., np.ndarray], *args: Any, **kwargs: Any) -> n
 
 
 def _query_in_threads(
-    tree: shapely.STRtree, geoms: GeomArray, **kwargs: Any
+    tree: shapely.STRtree, geoms: GeomArray, *, nearest: bool = False, **kwargs: Any
 ) -> tuple[IntArray, IntArray]:
     """``tree.query(geoms, **kwargs)`` on two threads, half the geometries each.
 
     The same (input, tree) index pairs in the same order as one query (grouped by input).
+    With ``nearest``: ``tree.query_nearest`` (each geometry's nearest found on its own).
     """
+    method = tree.query_nearest if nearest else tree.query
     if len(geoms) < _THREADED_MIN:
-        found = tree.query(geoms, **kwargs)
+        found = method(geoms, **kwargs)
         return found[0], found[1]
-    first, second, half = _on_two_threads(
-        len(geoms), lambda lo, hi: tree.query(geoms[lo:hi], **kwargs)
-    )
+    first, second, half = _on_two_threads(len(geoms), lambda lo, hi: method(geoms[lo:hi], **kwargs))
     return np.concatenate([first[0], second[0] + half]), np.concatenate([first[1], second[1]])

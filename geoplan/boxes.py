@@ -17,7 +17,7 @@ import pandas as pd
 import shapely
 
 from ._checks import allowed_flags
-from ._geometry import _THREADED_MIN, _in_threads, _on_two_threads
+from ._geometry import _in_threads, _query_in_threads
 from .costs import box_cost_cny
 from .electrical import box_phases, design_load_kw
 from .settings import Settings
@@ -100,11 +100,15 @@ def site_boxes(
     if tree is not None and len(sections):
         chosen = np.full(len(sections), None, dtype=object)
         # most sections have a corridor close by: a bounded search first is much faster
-        inputs, nearest = _nearest_in_threads(tree, sections, max_distance=_NEAR_TARGET_M)
+        inputs, nearest = _query_in_threads(
+            tree, sections, nearest=True, all_matches=False, max_distance=_NEAR_TARGET_M
+        )
         chosen[inputs] = target_array[nearest]
         rest = np.flatnonzero(pd.isna(chosen))  # none that close: search everywhere
         if rest.size:
-            inputs, nearest = _nearest_in_threads(tree, sections[rest])
+            inputs, nearest = _query_in_threads(
+                tree, sections[rest], nearest=True, all_matches=False
+            )
             chosen[rest[inputs]] = target_array[nearest]
         site = _sites(
             sections, chosen, setback_m, blocks=geoms, block_of=block_of, cut=parts[block_of] > 1
@@ -215,23 +219,6 @@ def _sections_of(
     pieces[~polygon] = shapely.convex_hull(pieces[~polygon])
     out[cut] = pieces
     return out
-
-
-def _nearest_in_threads(
-    tree: shapely.STRtree, geoms: np.ndarray, **kwargs: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """``tree.query_nearest(geoms, all_matches=False, **kwargs)`` on two threads.
-
-    The same (input, tree) index pairs in the same order as one query: each geometry's
-    nearest is found on its own.
-    """
-    if len(geoms) < _THREADED_MIN:
-        found = tree.query_nearest(geoms, all_matches=False, **kwargs)
-        return found[0], found[1]
-    first, second, half = _on_two_threads(
-        len(geoms), lambda lo, hi: tree.query_nearest(geoms[lo:hi], all_matches=False, **kwargs)
-    )
-    return np.concatenate([first[0], second[0] + half]), np.concatenate([first[1], second[1]])
 
 
 def _outer_edges(
