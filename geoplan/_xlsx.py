@@ -2,9 +2,9 @@
 
 openpyxl takes about 60 µs a cell: a city's sheets hold millions. pandas and openpyxl
 write each sheet's header and first row (and so its styles); the other rows of a sheet of
-plain values (:func:`_plain`) are put together here from whole columns, in openpyxl's
-exact XML, and streamed into the sheet's zip entry. The zip carries a fixed timestamp
-(:data:`FIXED_TIME`): the same tables give the same bytes.
+plain values (those :func:`_column_texts` can write) are put together here from whole
+columns, in openpyxl's exact XML, and streamed into the sheet's zip entry. The zip
+carries a fixed timestamp (:data:`FIXED_TIME`): the same tables give the same bytes.
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ _PLAIN_DTYPES = ("int64", "float64", "bool")
 
 
 def _column_texts(frame: pd.DataFrame) -> list[_Texts | None] | None:
-    """Return :func:`_texts` of each column (None for numbers); None if not :func:`_plain`."""
+    """Return :func:`_texts` of each column (None for numbers); None if the frame is not plain."""
     out: list[_Texts | None] = []
     for index in range(len(frame.columns)):
         values = frame.iloc[:, index]
@@ -259,9 +259,10 @@ def _sheet_rows(
     """Yield the ``<row>`` elements of rows 2 onwards of ``frame``, as openpyxl writes them.
 
     ``sheet`` holds the header and the first row, written by pandas and openpyxl: its
-    cells give each column's style. ``frame`` must be :func:`_plain`; ``texts`` holds
-    :func:`_column_texts` of it, where already known. The rows come in parts of
-    :data:`_ROWS_AT_ONCE`, each put together by one ``str.join`` of all its pieces.
+    cells give each column's style. ``frame`` must be plain (:func:`_column_texts` can
+    write it); ``texts`` holds :func:`_column_texts` of it, where already known. The rows
+    come in parts of :data:`_ROWS_AT_ONCE`, each put together by one ``str.join`` of all
+    its pieces.
     """
     texts = texts or _column_texts(frame) or ()
     rows = np.array([str(r) for r in range(2, len(frame) + 2)], dtype=object)
@@ -366,10 +367,11 @@ def write_xlsx(sheets: Mapping[str, pd.DataFrame], target: BinaryIO) -> None:
     """Write a workbook into ``target``: one sheet per table, in order.
 
     pandas and openpyxl write each sheet's header and first row (and so its styles); the
-    remaining rows of a sheet of plain values (:func:`_plain`) are written straight as
-    XML, in openpyxl's exact form, and spliced in, part by part, as the workbook is
-    compressed: openpyxl takes about 60 µs a cell. A sheet of :data:`_FAST_DEFLATE_CELLS`
-    cells or more is deflated at :data:`_FAST_DEFLATE_LEVEL`, not zlib's default 6.
+    remaining rows of a sheet of plain values (those :func:`_column_texts` can write) are
+    written straight as XML, in openpyxl's exact form, and spliced in, part by part, as
+    the workbook is compressed: openpyxl takes about 60 µs a cell. A sheet of
+    :data:`_FAST_DEFLATE_CELLS` cells or more is deflated at :data:`_FAST_DEFLATE_LEVEL`,
+    not zlib's default 6.
     """
     buffer = io.BytesIO()
     replace: dict[str, Callable[[bytes], Iterable[bytes]]] = {}

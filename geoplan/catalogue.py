@@ -295,7 +295,9 @@ def _check(document: Mapping[str, Any], origin: str) -> list[Problem]:
     for (section, key), fields in _REQUIRED_TABLE_FIELDS.items():
         rows = document.get(section, {}).get(key, [])
         if key not in document.get(section, {}):
-            problems.append(Problem(f"[{section}] {key} must list at least one row", file=origin))
+            problems.append(
+                Problem(f"[{section}] {key} is missing; list at least one row", file=origin)
+            )
         for i, row in enumerate(rows, start=1):
             missing = [f for f in fields if f not in row]
             if missing:
