@@ -9,9 +9,12 @@ synthetic city (:mod:`benchmarks.city`) is generated in memory and written to a 
 GeoPackage; then the stages are timed: load (``read_layers``), the stages of ``plan``
 (meter boxes, noding, graph build, snapping, candidate routes, assignment, trenches and
 cable routes, cable sizing, hazards and costs) and export (``export_plan``, every
-format, no maps). Peak memory (max RSS) is read after the export, with that of the
-largest export writer process (forked, so sharing the planner's pages until either
-writes to them) beside it. Then the references run on the same graph:
+format, no maps). At city scale the meter boxes (with the supply candidates and the
+flying wires' scores) are worked out by a forked process while the routing graph is
+built, so the stage times add up to more than the plan's. Peak memory (max RSS) is read
+after the export, with that of the largest forked process (the siting or an export
+writer; forked, so sharing the planner's pages until either writes to them) beside it.
+Then the references run on the same graph:
 
 * **csgraph floor**: one ``scipy.sparse.csgraph.dijkstra`` from all supplies with
   ``min_only=True`` and predecessors, and numpy path extraction to every box;
@@ -263,7 +266,7 @@ def table(results: list[dict[str, Any]]) -> str:
     row("  naive search / routing", [f"{r['naive_over_routing']:.1f}" for r in results])
     row("peak memory (MB)", [f"{r['peak_rss_mb']:,.0f}" for r in results])
     row(
-        "  largest writer child (MB)",
+        "  largest forked child (MB)",
         [f"{r['peak_rss_child_mb']:,.0f}" for r in results],
     )
     return "\n".join(lines)

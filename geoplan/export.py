@@ -22,18 +22,12 @@ this one writes the GeoJSON and CSV files (:func:`_stage`).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import logging
-import multiprocessing
-import multiprocessing.process
 import os
 import shutil
-import signal
-import sys
 import tempfile
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, TypeAlias
@@ -44,7 +38,7 @@ import pyogrio
 import pyogrio.errors
 from pandas.api.types import infer_dtype
 
-from . import _xlsx
+from . import _fork, _xlsx
 from ._checks import LONLAT
 from ._geojson import PRECISION, write_geojson
 from .costs import bill_of_quantities
@@ -106,7 +100,6 @@ GEOMETRY_TYPES = MappingProxyType(
 _GDAL_DATE = "2000-01-01T00:00:00.000Z"
 #: Plans with at least this many features are written in parallel (:func:`_stage`).
 _PARALLEL_FEATURES = 20_000
-_PR_SET_PDEATHSIG = 1  # prctl(2)
 _STAGING_PREFIX = ".geoplan-export-"
 _STAGING_SUFFIX = ".tmp"
 
@@ -371,43 +364,6 @@ def _staged_names(formats: Sequence[str]) -> list[str]:
 # --- writing in parallel -------------------------------------------------------------------
 
 
-def _die_with_parent(parent: int) -> None:
-    """Have the kernel kill this (forked) process when its parent dies (Linux)."""
-    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # it died already
-        os._exit(1)
-
-
-def _write_in_child(parent: int, write: Callable[[], None]) -> None:
-    """Run ``write`` in the forked process; exit 1 on any error (the parent then retries)."""
-    try:
-        _die_with_parent(parent)
-        write()
-    except BaseException:  # the parent writes the file itself, and reports what fails
-        os._exit(1)
-
-
-def _start_in_child(write: Callable[[], None]) -> multiprocessing.process.BaseProcess | None:
-    """Start ``write`` in a forked process; None where forking is not safe or possible.
-
-    Only on Linux, and only while this process runs no other thread (a fork copies no
-    thread but may copy a lock one of them holds) and may have children.
-    """
-    if (
-        not sys.platform.startswith("linux")
-        or threading.active_count() > 1
-        or multiprocessing.current_process().daemon
-    ):
-        return None
-    context = multiprocessing.get_context("fork")
-    child = context.Process(target=_write_in_child, args=(os.getpid(), write), daemon=True)
-    try:
-        child.start()
-    except OSError:  # no more processes, or no memory for one: write it here
-        return None
-    return child
-
-
 def _write_xlsx(tables: Mapping[str, Table], path: Path) -> None:
     """Write the workbook (through :func:`_write_bytes`, which the crash tests replace)."""
     _write_bytes(path, _xlsx_bytes(tables))
@@ -427,7 +383,7 @@ def _stage(tables: Mapping[str, Table], staging: Path, formats: Sequence[str]) -
         "xlsx": (XLSX_NAME, functools.partial(_write_xlsx, tables, staging / XLSX_NAME)),
     }
     children = {
-        kind: _start_in_child(write)
+        kind: _fork.start_in_child(write)
         for kind, (_, write) in writers.items()
         if in_children and kind in formats
     }

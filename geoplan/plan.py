@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -15,6 +17,7 @@ import pandas as pd
 import pyproj
 import shapely
 
+from ._fork import Beside
 from ._graph import GraphArrays, to_networkx
 from .boxes import site_boxes
 from .costs import _compound_costs, _sum_by, _trench_shares
@@ -73,6 +76,10 @@ class Plan:
 
 NETWORKX_MAX_EDGES = 50_000
 """Largest routing graph (edges) that ``engine="auto"`` routes with networkx."""
+
+#: Layers with at least this many corridors have their meter boxes sited by a forked
+#: process while this one builds the routing graph (:class:`geoplan._fork.Beside`).
+_BESIDE_MIN_CORRIDORS = 20_000
 
 
 def _cable_id(supply_id: str, box_id: str) -> str:
@@ -181,13 +188,24 @@ def plan(
     step = progress or (lambda _name: None)
 
     step("meter boxes")
-    boxes = site_boxes(
-        layers["storage_blocks"],
-        corridors=layers["corridors"],
-        supplies=layers["supply_points"],
-        settings=settings,
-    )
-    clock("meter boxes")
+    fork = len(layers["corridors"]) >= _BESIDE_MIN_CORRIDORS
+    with Beside(functools.partial(_site, layers, settings), fork=fork) as beside:
+        clock.skip()  # _site counts its own seconds (beside the graph's, when forked)
+        step("routing graph")
+        barriers = _barriers(layers)
+        try:
+            arrays = build_arrays(
+                layers["corridors"], barriers=barriers, settings=settings, timings=timings
+            )
+        except Exception:
+            beside.result()  # an error in the blocks first, as when the stages ran in turn
+            raise
+        clock.skip()
+        sited = beside.result()
+    clock("meter boxes")  # the wait for them, if any
+    if timings is not None:
+        timings["meter boxes"] += sited.seconds
+    boxes, candidates = sited.boxes, sited.candidates
     radius_m = _radius_by_compound(layers["compounds"], settings)
     power_factor = float(catalogue.value("loads", "power_factor"))
     basis = boxes["used"] if settings.load_basis == "applicants" else boxes["rooms"]
@@ -201,19 +219,9 @@ def plan(
         },
         geometry=boxes.geometry,
     )
-
-    step("routing graph")
-    barriers = _barriers(layers)
-    arrays = build_arrays(
-        layers["corridors"], barriers=barriers, settings=settings, timings=timings
-    )
-    clock.skip()
     city = arrays.n_edges > NETWORKX_MAX_EDGES
     if city:
         _return_freed_memory()
-    candidates = supply_candidates(
-        layers["supply_points"], layers["feeders"], boxes, settings=settings
-    )
     points = gpd.GeoDataFrame(
         {
             "id": [f"box:{b}" for b in boxes["box_id"]]
@@ -260,7 +268,7 @@ def plan(
     clock("cable sizing")
 
     step("hazards and costs")
-    scored = score_wires(layers["flying_wires"], corridors=layers["corridors"], settings=settings)
+    scored = sited.scored
     removals = _removals(scored, boxes, set(supply_of))
     summary = _summary(
         layers,
@@ -298,6 +306,32 @@ def plan(
         stats=stats,
         power_flow=power_flow,
     )
+
+
+@dataclass(frozen=True)
+class _Sited:
+    """What needs no routing graph: meter boxes, supply candidates, scored flying wires."""
+
+    boxes: gpd.GeoDataFrame
+    candidates: gpd.GeoDataFrame
+    scored: gpd.GeoDataFrame
+    seconds: float
+
+
+def _site(layers: Layers, settings: Settings) -> _Sited:
+    """Site the meter boxes, list the supply candidates and score the flying wires."""
+    started = time.perf_counter()
+    boxes = site_boxes(
+        layers["storage_blocks"],
+        corridors=layers["corridors"],
+        supplies=layers["supply_points"],
+        settings=settings,
+    )
+    candidates = supply_candidates(
+        layers["supply_points"], layers["feeders"], boxes, settings=settings
+    )
+    scored = score_wires(layers["flying_wires"], corridors=layers["corridors"], settings=settings)
+    return _Sited(boxes, candidates, scored, time.perf_counter() - started)
 
 
 def _return_freed_memory() -> None:

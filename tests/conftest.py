@@ -13,12 +13,14 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import geopandas as gpd
 import pytest
 from shapely.geometry import LineString, Point, Polygon, box
 
+from geoplan import _fork
 from geoplan.layers import Layers, read_layers
 from geoplan.plan import Plan, plan
 
@@ -239,3 +241,19 @@ def sample_layers() -> Layers:
 def sample_plan(sample_layers: Layers) -> Plan:
     """Return the plan of the sample district with the default settings (made once)."""
     return plan(sample_layers, check_power_flow=True)
+
+
+@pytest.fixture
+def forked(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, BaseProcess]]:
+    """List the work started in forked processes (geoplan._fork): (call's name, process)."""
+    started: list[tuple[str, BaseProcess]] = []
+    start = _fork.start_in_child
+
+    def counting(call: Callable[[], None]) -> BaseProcess | None:
+        child = start(call)
+        if child is not None:
+            started.append((getattr(call, "func", call).__name__, child))
+        return child
+
+    monkeypatch.setattr(_fork, "start_in_child", counting)
+    return started

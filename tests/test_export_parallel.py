@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import sqlite3
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
@@ -35,24 +35,16 @@ def _assert_same_outputs(left: Path, right: Path) -> None:
 
 
 @pytest.fixture
-def parallel(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def parallel(
+    monkeypatch: pytest.MonkeyPatch, forked: list[tuple[str, BaseProcess]]
+) -> list[tuple[str, BaseProcess]]:
     """Take the parallel path for any plan; list the writers started in a child."""
-    started: list[str] = []
-    start = export._start_in_child
-
-    def counting(write: Callable[[], None]) -> BaseProcess | None:
-        child = start(write)
-        if child is not None:
-            started.append(getattr(write, "func", write).__name__)
-        return child
-
     monkeypatch.setattr(export, "_PARALLEL_FEATURES", 0)
-    monkeypatch.setattr(export, "_start_in_child", counting)
-    return started
+    return forked
 
 
 def test_the_parallel_path_writes_the_same_files(
-    sample_plan: Plan, tmp_path: Path, parallel: list[str]
+    sample_plan: Plan, tmp_path: Path, parallel: list[tuple[str, BaseProcess]]
 ) -> None:
     with pytest.MonkeyPatch.context() as plain:
         plain.setattr(export, "_PARALLEL_FEATURES", 10**12)
@@ -60,12 +52,15 @@ def test_the_parallel_path_writes_the_same_files(
     export_plan(sample_plan, tmp_path / "parallel")
     _assert_same_outputs(tmp_path / "plain", tmp_path / "parallel")
     if os.uname().sysname == "Linux":
-        assert sorted(parallel) == ["_write_gpkg", "_write_xlsx"]
+        assert sorted(name for name, _ in parallel) == ["_write_gpkg", "_write_xlsx"]
     assert not multiprocessing.active_children()
 
 
 def test_a_child_that_fails_has_its_file_written_here(
-    sample_plan: Plan, tmp_path: Path, parallel: list[str], monkeypatch: pytest.MonkeyPatch
+    sample_plan: Plan,
+    tmp_path: Path,
+    parallel: list[tuple[str, BaseProcess]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     here = os.getpid()
     write_gpkg = export._write_gpkg
@@ -83,7 +78,10 @@ def test_a_child_that_fails_has_its_file_written_here(
 
 
 def test_a_failure_here_stops_the_children_and_leaves_nothing(
-    sample_plan: Plan, tmp_path: Path, parallel: list[str], monkeypatch: pytest.MonkeyPatch
+    sample_plan: Plan,
+    tmp_path: Path,
+    parallel: list[tuple[str, BaseProcess]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def fail(*_args: object) -> None:
         raise RuntimeError("disk on fire")
