@@ -316,13 +316,14 @@ def compile_kernels() -> float:
     from scipy import sparse
 
     from geoplan._localsearch import search_balls
-    from geoplan._segment_pairs import classify
+    from geoplan._segment_pairs import classify, overlapping
 
     started = time.perf_counter()
     ends = np.array([0, 1])
     matrix = sparse.csr_array((np.array([1, 1]), (ends, ends[::-1])), shape=(2, 2))
     search_balls(matrix, np.ones(1), np.ones(1), np.array([0]), 1.0)
     classify((ends, ends[::-1].copy()), (ends, ends), np.zeros((3, 2)), 0.01)
+    overlapping(np.zeros((2, 2)), np.ones((2, 2)))
     return time.perf_counter() - started
 
 

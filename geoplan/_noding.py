@@ -150,12 +150,10 @@ def _vertex_contacts(
     curved = np.flatnonzero(count > 2)
     needs[curved[~_in_threads(shapely.is_simple, lines[curved])]] = True
 
-    # each segment's box grown by _CLEAR_M, as the box of a diagonal
-    boxes = _segments(np.minimum(a, b) - _CLEAR_M, np.maximum(a, b) + _CLEAR_M)
-    found = _query_in_threads(shapely.STRtree(boxes), boxes)  # boxes that overlap
-    del boxes
     from . import _segment_pairs  # numba is imported only for a city
 
+    # the segments whose boxes, grown by _CLEAR_M, overlap
+    found = _segment_pairs.overlapping(np.minimum(a, b) - _CLEAR_M, np.maximum(a, b) + _CLEAR_M)
     i, j, kind, i_at, j_at = _segment_pairs.classify(found, (seg, line), coords, _CLEAR_M)
     del found
     ends = np.zeros(len(coords), dtype=bool)
@@ -226,9 +224,10 @@ def _geos_pieces_apart(lines: GeomArray) -> GeomArray:
     n = len(lines)
     if n < _geometry._THREADED_MIN:  # read here: the tests lower it
         return _geos_pieces(lines)
+    from . import _segment_pairs
+
     bounds = shapely.bounds(lines)
-    boxes = _segments(bounds[:, :2] - _CLEAR_M, bounds[:, 2:] + _CLEAR_M)  # grown boxes
-    i, j = _query_in_threads(shapely.STRtree(boxes), boxes)
+    i, j = _segment_pairs.overlapping(bounds[:, :2] - _CLEAR_M, bounds[:, 2:] + _CLEAR_M)
     _, group = csgraph.connected_components(
         sparse.coo_array((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False
     )

@@ -153,3 +153,28 @@ def test_a_doubled_vertex_on_an_overlap_leaves_no_empty_piece(
     assert (shapely.length(pieces) > 0).all()
     assert source.tolist() == [0]  # the overlap is one piece, of the lower-ranked line
     np.testing.assert_array_equal(inner, [ORIGIN + np.array([0.0, CELL_M / 2])])
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 40), st.integers(0, 40), st.integers(0, 12), st.integers(0, 12)),
+        min_size=0,
+        max_size=80,
+    )
+)
+def test_overlapping_boxes_are_those_a_tree_finds(boxes: list[tuple[int, ...]]) -> None:
+    """The grid's pairs are exactly a tree query's (touching counts; one long box spans
+    many cells; equal boxes pair), once each."""
+    from geoplan._segment_pairs import overlapping
+
+    corner = np.array([b[:2] for b in boxes], dtype=float).reshape(-1, 2) * 2.5 + ORIGIN
+    lo = corner
+    hi = corner + np.array([b[2:] for b in boxes], dtype=float).reshape(-1, 2) * 2.5
+    hi[::7, 0] += 200.0  # some boxes far longer than the median: many cells each
+    i, j = overlapping(lo, hi)
+    tree = shapely.STRtree(shapely.box(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1]))
+    ti, tj = tree.query(shapely.box(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1]))
+    assert sorted(zip(i.tolist(), j.tolist(), strict=True)) == sorted(
+        (a, b) for a, b in zip(ti.tolist(), tj.tolist(), strict=True) if a < b
+    )
