@@ -521,7 +521,9 @@ def _number_nodes(pieces: GeomArray) -> tuple[IntArray, IntArray, FloatArray, Ge
     s, e = ids[: len(pieces)], ids[len(pieces) :]
     coords[first] = node_xy[s]
     coords[last] = node_xy[e]
-    pieces = shapely.linestrings(coords, indices=index)
-    flip = s > e
-    pieces[flip] = shapely.reverse(pieces[flip])
+    # pieces drawn from their lower node: a flipped piece's coordinates taken backwards
+    take = np.arange(len(coords))
+    flip = np.repeat(s > e, last - first + 1)
+    take[flip] = (first + last)[index[flip]] - take[flip]
+    pieces = shapely.linestrings(coords[take], indices=index)
     return np.minimum(s, e), np.maximum(s, e), node_xy, pieces
