@@ -11,12 +11,12 @@ the heatmap page, the number and total size of the compound pages, the time of e
 page (from the ``wrote ...`` log lines: a page's time runs from the previous page
 written, so the first compound page also carries the per-plan index) and peak memory.
 
-``--pages all`` (default) times ``write_maps`` itself (the per-plan index is then
-counted in the first compound page). ``--pages N`` writes the dashboard, the two
-overviews and only N compound pages spread over the city, with the functions
-``write_maps`` calls, times the per-plan index apart and extrapolates the compound pages'
-time and size to all of them: for the 1M city, whose 50,000 compound pages take long and
-take gigabytes.
+``--pages all`` (default) times ``write_maps`` writing every page; ``--pages N`` has it
+write the dashboard, the two overviews and only N compound pages spread over the city
+(its ``compounds`` option), and extrapolates the compound pages' time and size to all
+of them: for the 1M city, whose 50,000 compound pages take long and take gigabytes.
+Either way the per-plan index is built just before the district page, so its time is
+counted in that page's.
 
 ``--keep DIR`` keeps the pages in ``DIR/<size>`` (to open them in a browser).
 ``--no-index`` also times N compound pages drawn the way they were before the per-plan
@@ -53,68 +53,13 @@ class _Clock(logging.Handler):
             self.marks.append((f"{path.parent.name}/{path.name}", time.perf_counter()))
 
 
-def _write_some(plan: Any, out: Path, pages: int, times: dict[str, float]) -> list[Path]:
-    """Write what write_maps writes at city scale, with only ``pages`` compound pages.
+def _write_some(plan: Any, out: Path, pages: int) -> list[Path]:
+    """``write_maps`` at city scale with only ``pages`` compound pages, spread over the city."""
+    from geoplan.maps import write_maps
 
-    The time to build the per-plan index goes to ``times["plan_index_s"]`` (it is also
-    part of the district page's time: built before the overviews, as write_maps does).
-    """
-    from geoplan import __version__
-    from geoplan.maps import ASSETS_DIR, _write, compound_file
-    from geoplan.maps._dashboard import dashboard_page
-    from geoplan.maps._index import PlanIndex
-    from geoplan.maps._overview import overview_page
-    from geoplan.maps._page import asset_texts
-    from geoplan.maps._planmap import plan_page
-    from geoplan.privacy import redact_plan
-
-    plan = redact_plan(plan)
     ids = sorted({str(c) for c in plan.layers["compounds"]["compound_id"]})
-    links = {c: compound_file(c) for c in ids}
-    home = [("index.html", "Dashboard")]
-    paths = [
-        _write(
-            out / "index.html",
-            dashboard_page(
-                plan,
-                links=links,
-                district_href="district.html",
-                heatmap_href="heatmap.html",
-                version=__version__,
-                city=True,
-            ),
-        )
-    ]
-    started = time.perf_counter()
-    index = PlanIndex(plan)  # as write_maps: before the overviews, which take its scores
-    times["plan_index_s"] = time.perf_counter() - started
-    for name, focus in (("district.html", "plan"), ("heatmap.html", "hazard")):
-        page, _ = overview_page(
-            plan,
-            title=name,
-            links=links,
-            back_links=home,
-            tiles=None,
-            focus=focus,
-            scores=index.scores,
-        )
-        paths.append(_write(out / name, page))
-    up = {c: f"../{f}" for c, f in links.items()}
-    for name, text in asset_texts().items():  # Leaflet, shared by the compound pages
-        paths.append(_write(out / ASSETS_DIR / name, text))
-    for cid in ids[:: max(1, len(ids) // max(pages, 1))][:pages]:  # spread over the city
-        page, _ = plan_page(
-            plan,
-            compound_id=cid,
-            title=cid,
-            links=up,
-            back_links=home,
-            tiles=None,
-            index=index,
-            assets=f"../{ASSETS_DIR}/",
-        )
-        paths.append(_write(out / links[cid], page))
-    return paths
+    sample = ids[:: max(1, len(ids) // max(pages, 1))][:pages]
+    return write_maps(plan, out, scale="city", compounds=sample)
 
 
 def _no_index(plan: Any, n: int) -> float:
@@ -165,7 +110,7 @@ def run_one(
         if pages is None:
             paths = write_maps(made, out, scale="city")
         else:
-            paths = _write_some(made, out, pages, result)
+            paths = _write_some(made, out, pages)
         elapsed = time.perf_counter() - started
         sizes = {p.relative_to(out).as_posix(): p.stat().st_size for p in paths}
     logger.removeHandler(clock)
@@ -239,7 +184,6 @@ def table(results: list[dict[str, Any]]) -> str:
     row("  index.html", "index_s", "{:,.2f}")
     row("  district.html", "district_s", "{:,.2f}")
     row("  heatmap.html", "heatmap_s", "{:,.2f}")
-    row("  plan index (--pages N only)", "plan_index_s", "{:,.1f}")
     row("  compound pages written", "compound_s", "{:,.1f}")
     row("  ms per compound page", "compound_ms_per_page", "{:,.1f}")
     row("  maps, as run", "maps_s", "{:,.1f}")

@@ -558,3 +558,24 @@ def test_compound_page_draws_with_the_shared_leaflet_in_chromium(
     assert {k: v["layers"] for k, v in drawn.items() if k in expected} == expected
     assert seen.page.evaluate("() => L.version") == _assets.LEAFLET_VERSION
     assert_clean(seen)
+
+
+def test_only_the_compound_pages_asked_for_are_written(
+    plan: Plan, pages: list[Path], tmp_path: Path
+):
+    """The overviews are whole (linking every compound); the pages asked for are those of
+    a full write, byte for byte; an unknown id is refused before anything is written."""
+    full = pages[0].parent
+    ids = sorted(plan.layers["compounds"]["compound_id"].astype(str))
+    some = write_maps(plan, tmp_path / "some", scale="city", compounds=[ids[3], ids[1]])
+    names = [p.relative_to(tmp_path / "some").as_posix() for p in some]
+    assert [n for n in names if n.startswith("compounds/")] == [
+        compound_file(ids[1]),
+        compound_file(ids[3]),
+    ]
+    assert {"index.html", "district.html", "heatmap.html"} <= set(names)
+    for name in names:
+        assert (tmp_path / "some" / name).read_bytes() == (full / name).read_bytes(), name
+    with pytest.raises(ValueError, match="no compound 'nowhere' in the plan"):
+        write_maps(plan, tmp_path / "none", scale="city", compounds=["nowhere", ids[0]])
+    assert not (tmp_path / "none").exists()

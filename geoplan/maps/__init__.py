@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from html import escape
@@ -90,6 +90,16 @@ def _compound_title(names: dict[str, str], compound_id: str) -> str:
     return f"{names.get(compound_id) or compound_id} ({compound_id})"
 
 
+def _known_compounds(ids: list[str], compounds: Iterable[str]) -> list[str]:
+    """Return the asked-for compound ids, sorted, refusing any the plan does not hold."""
+    asked = {str(c) for c in compounds}
+    unknown = sorted(asked.difference(ids))
+    if unknown:
+        msg = f"no compound {', '.join(map(repr, unknown))} in the plan"
+        raise ValueError(msg)
+    return sorted(asked)
+
+
 def map_features(plan: Plan) -> int:
     """Return how many features the full district map of a plan would draw.
 
@@ -130,7 +140,12 @@ def map_scale(plan: Plan, scale: Scale = "auto") -> Literal["district", "city"]:
 
 
 def write_maps(
-    plan: Plan, out_dir: Path, *, tiles: str | None = None, scale: Scale = "auto"
+    plan: Plan,
+    out_dir: Path,
+    *,
+    tiles: str | None = None,
+    scale: Scale = "auto",
+    compounds: Iterable[str] | None = None,
 ) -> list[Path]:
     """Write the dashboard, the district plan map, the heatmap and one map per compound.
 
@@ -158,6 +173,10 @@ def write_maps(
         ``"auto"`` (default): ``"city"`` above :data:`CITY_FEATURES` features, else
         ``"district"``; ``"district"`` draws every feature whatever the size;
         ``"city"`` writes the overviews whatever the size.
+    compounds
+        The compounds whose pages to write, by id; None (default) for every compound.
+        The dashboard and overviews are written whole either way and link to every
+        compound's page: after changing a few compounds, rewrite only theirs.
 
     Returns
     -------
@@ -173,9 +192,11 @@ def write_maps(
     OutputError
         A page cannot be written.
     ValueError
-        ``scale`` is not one of the three.
+        ``scale`` is not one of the three, or a compound is not in the plan.
     """
     chosen = map_scale(plan, scale)  # before any work: a bad value fails at once
+    ids = sorted({str(c) for c in plan.layers["compounds"]["compound_id"]})
+    pages = ids if compounds is None else _known_compounds(ids, compounds)
     with _page_modules():
         from ._dashboard import dashboard_page
         from ._heatmap import heatmap_page
@@ -189,7 +210,6 @@ def write_maps(
     logger.info("%s maps (scale=%r)", chosen, scale)
     city = chosen == "city"
     out_dir = Path(out_dir)
-    ids = sorted({str(c) for c in plan.layers["compounds"]["compound_id"]})
     files = {cid: compound_file(cid) for cid in ids}
     from_root = dict(files)
     from_compound = {cid: f"../{f}" for cid, f in files.items()}
@@ -217,15 +237,17 @@ def write_maps(
         district, _ = overview_page(
             **shared, title=district_label, back_links=district_back, scores=index.scores
         )
-        heat, _ = overview_page(
-            **shared, title=title, back_links=heat_back, focus="hazard", scores=index.scores
-        )
     else:
         district, _ = plan_page(
             **shared, title=district_label, back_links=district_back, index=index
         )
-        heat, _ = heatmap_page(**shared, title=title, back_links=heat_back, scores=index.scores)
     paths.append(_write(out_dir / "district.html", district))
+    if city:
+        heat, _ = overview_page(
+            **shared, title=title, back_links=heat_back, focus="hazard", scores=index.scores
+        )
+    else:
+        heat, _ = heatmap_page(**shared, title=title, back_links=heat_back, scores=index.scores)
     paths.append(_write(out_dir / "heatmap.html", heat))
     names = _compound_names(plan)
     up = [("../index.html", "看板 Dashboard"), ("../district.html", district_label)]
@@ -236,7 +258,7 @@ def write_maps(
         assets = f"../{ASSETS_DIR}/"
         for name, text in asset_texts().items():
             paths.append(_write(out_dir / ASSETS_DIR / name, text))
-    for cid in ids:
+    for cid in pages:
         page, _ = plan_page(
             plan,
             compound_id=cid,
