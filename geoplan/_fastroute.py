@@ -12,13 +12,16 @@ tests compare both on small graphs), without a Python loop per supply, box or ed
   at once.
 * **Shared trenches.** Mehlhorn's Steiner-tree approximation (the method networkx's
   ``steiner_tree`` uses) on the same copies, for all supplies at once: a multi-source
-  Dijkstra from the terminals, the cheapest bridge between neighbouring Voronoi regions,
-  a minimum spanning tree of those, their paths, a spanning tree of the paths, and the
-  non-terminal leaves pruned. Where networkx joins two terminals by a fresh shortest
-  path, this joins them through the bridge whose cost the spanning tree used; both are
-  shortest paths unless there are ties.
+  Dijkstra from the terminals (compiled, block by block, on two threads, in
+  :mod:`geoplan._steiner`; scipy's where ties make its order matter), the cheapest
+  bridge between neighbouring Voronoi regions, a minimum spanning tree of those, their
+  paths, a spanning tree of the paths, and the non-terminal leaves pruned. Where
+  networkx joins two terminals by a fresh shortest path, this joins them through the
+  bridge whose cost the spanning tree used; both are shortest paths unless there are
+  ties.
 * **Sections and geometry.** Route edges are grouped by the cables they carry and
-  merged into trench sections, and routes are drawn, with vectorised numpy and shapely.
+  merged into trench sections (GEOS merges only the sections of several edges), and
+  routes are drawn, with vectorised numpy and shapely.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ class Copies:
 
     Entry ``i`` is graph node ``node[i]`` in block ``block[i]``; ``first[b]`` is block
     ``b``'s first entry (entries are sorted by block, then node). ``ea``/``eb`` are the
-    directed copy edges and ``row`` the graph edge each one copies.
+    directed copy edges (as :func:`geoplan._localsearch.search_balls` writes them:
+    sorted by ``ea``, then ``eb``) and ``row`` the graph edge each one copies.
     """
 
     node: IntArray
@@ -96,6 +100,22 @@ class Copies:
         return sub, new_index
 
 
+@dataclass(frozen=True)
+class Regions:
+    """Each entry's nearest terminal (``owner``), distance and predecessor entry.
+
+    ``pred_edge`` is the copy edge from the predecessor (-1 at terminals and unreached
+    entries), ``bridge`` the copy edges ``ea < eb`` whose ends lie in two regions, in
+    edge order; unreached entries have ``dist`` inf and ``pred``, ``owner`` ``NO_PRED``.
+    """
+
+    dist: FloatArray
+    pred: IntArray
+    owner: IntArray
+    pred_edge: IntArray
+    bridge: IntArray
+
+
 def adjacency(arrays: GraphArrays) -> sparse.csr_array:
     """Symmetric adjacency of the graph, data = edge row + 1; refuses parallel edges."""
     matrix = arrays.csr()
@@ -103,51 +123,6 @@ def adjacency(arrays: GraphArrays) -> sparse.csr_array:
         msg = "the routing graph has parallel edges or loops"
         raise ValueError(msg)
     return matrix
-
-
-def tree_sums(pred: IntArray, step: FloatArray) -> FloatArray:
-    """Sum ``step`` from the root down each shortest-path tree (``pred``, -9999 at roots).
-
-    Sums in the order a walk from the root adds them, as networkx does along a path.
-    """
-    n = len(pred)
-    parent = np.where(pred >= 0, pred, -1).astype(np.int64)
-    depth = (parent >= 0).astype(np.int64)
-    jump = parent.copy()
-    hop = depth.copy()
-    while True:
-        go = jump >= 0
-        if not go.any():
-            break
-        target = jump[go]
-        hop_new = hop.copy()
-        hop_new[go] = hop[go] + hop[target]
-        jump_new = jump.copy()
-        jump_new[go] = jump[target]
-        hop, jump = hop_new, jump_new
-    depth = hop
-    total = np.zeros(n)
-    order = np.argsort(depth, kind="stable")
-    bounds = np.searchsorted(depth[order], np.arange(int(depth.max(initial=0)) + 2))
-    for d in range(1, len(bounds) - 1):
-        level = order[bounds[d] : bounds[d + 1]]
-        total[level] = total[parent[level]] + step[level]
-    return total
-
-
-def step_values(copies: Copies, pred: IntArray, values: FloatArray) -> FloatArray:
-    """``values`` of the copy edge from each entry's predecessor to it (0 at roots)."""
-    out = np.zeros(len(pred))
-    has = np.flatnonzero(pred >= 0)
-    if not has.size:
-        return out
-    size = copies.size
-    keys = copies.ea * size + copies.eb
-    order = np.argsort(keys)
-    want = pred[has].astype(np.int64) * size + has
-    at = order[np.searchsorted(keys, want, sorter=order)]
-    out[has] = values[copies.row[at]]
-    return out
 
 
 def walk(pred: IntArray, starts: IntArray) -> tuple[IntArray, IntArray]:
@@ -269,6 +244,7 @@ def steiner_routes(
     start = np.zeros(len(box_ids), dtype=np.int64)  # entry of the route's end in the tree
     use_tree = np.zeros(len(box_ids), dtype=bool)
     tree_pred = np.zeros(0, dtype=np.int64)
+    tree_len = np.zeros(0)
     sub = None
     if shared.size:
         sub, old_to_new = copies.subset(shared)
@@ -276,14 +252,13 @@ def steiner_routes(
         terminal[sub.source] = True
         in_shared = np.isin(copies.block[end_entry], shared)
         terminal[old_to_new[end_entry[in_shared]]] = True
-        tree_pred = _mehlhorn(arrays, sub, terminal)
+        tree_pred, tree_len = _mehlhorn(arrays, sub, terminal)
         start[in_shared] = old_to_new[end_entry[in_shared]]
         use_tree[in_shared] = True
 
     route_of_parts, node_parts = [], []
     lengths = np.zeros(len(box_ids))
     if use_tree.any() and sub is not None:
-        tree_len = tree_sums(tree_pred, step_values(sub, tree_pred, arrays.length_m))
         idx = np.flatnonzero(use_tree)
         lengths[idx] = tree_len[start[idx]]
         radius = np.array([radius_by_box[b] for b in box_ids])
@@ -304,25 +279,24 @@ def steiner_routes(
     return box_ids, route_of[order], route_nodes[order]
 
 
-def _mehlhorn(arrays: GraphArrays, copies: Copies, terminal: BoolArray) -> IntArray:
+def _mehlhorn(
+    arrays: GraphArrays, copies: Copies, terminal: BoolArray
+) -> tuple[IntArray, FloatArray]:
     """Find Steiner trees (Mehlhorn) in every block at once.
 
     Returns each tree as predecessors towards its block's source (-9999 at the sources
-    and off the trees).
+    and off the trees), and each entry's length from the source along its tree.
     """
+    from ._steiner import regions, tree_walk  # numba is imported only when a city is routed
+
     weight = arrays.weight
-    by_cost = copies.matrix(weight)
-    terminals = np.flatnonzero(terminal)
-    dist, pred, owner = csgraph.dijkstra(
-        by_cost, indices=terminals, min_only=True, return_predecessors=True
-    )
-    pred = pred.astype(np.int64)
-    owner = owner.astype(np.int64)
-    ea, eb = copies.ea, copies.eb
+    found = regions(copies, weight, terminal)
+    if found is None:
+        found = _regions_by_scipy(copies, weight, terminal)
+    dist, pred, owner = found.dist, found.pred, found.owner
+    bridge = found.bridge
+    ea, eb, row = copies.ea[bridge], copies.eb[bridge], copies.row[bridge]
     oa, ob = owner[ea], owner[eb]
-    bridge = np.flatnonzero((ea < eb) & (oa != ob) & (oa >= 0) & (ob >= 0))
-    del owner
-    ea, eb, row, oa, ob = ea[bridge], eb[bridge], copies.row[bridge], oa[bridge], ob[bridge]
     through = dist[ea] + weight[row] + dist[eb]
     lo, hi = np.minimum(oa, ob), np.maximum(oa, ob)
     order = np.lexsort((through, hi, lo))
@@ -342,31 +316,58 @@ def _mehlhorn(arrays: GraphArrays, copies: Copies, terminal: BoolArray) -> IntAr
     # The paths behind the chosen bridges: each end back to its terminal, and the bridge.
     a_side, b_side = ea[chosen], eb[chosen]
     _, walked = walk(pred, np.concatenate([a_side, b_side]))
-    parent = pred[walked]
-    has = parent >= 0
-    ua = np.concatenate([a_side, walked[has]])
-    ub = np.concatenate([b_side, parent[has]])
-    lo2, hi2 = np.minimum(ua, ub), np.maximum(ua, ub)
-    pair = _distinct(lo2 * n + hi2)
-    lo2, hi2 = pair // n, pair % n
-    w3 = np.maximum(by_cost[lo2, hi2], _TINY)  # each copy edge's weight[row]
-    del by_cost
-    union = sparse.csr_array((w3, (lo2, hi2)), shape=(n, n))
+    walked = walked[pred[walked] >= 0]
+    pair, pair_row = _edge_set(
+        np.concatenate([a_side, walked]),
+        np.concatenate([b_side, pred[walked]]),
+        np.concatenate([row[chosen], copies.row[found.pred_edge[walked]]]),
+        n,
+    )
+    union = sparse.csr_array(
+        (np.maximum(weight[pair_row], _TINY), (pair // n, pair % n)), shape=(n, n)
+    )
     tree = sparse.coo_array(csgraph.minimum_spanning_tree(union))
     tu, tv = tree.row.astype(np.int64), tree.col.astype(np.int64)
+    tree_row = pair_row[np.searchsorted(pair, np.minimum(tu, tv) * n + np.maximum(tu, tv))]
     # Prune leaves that are not terminals.
     while tu.size:
         degree = np.bincount(np.concatenate([tu, tv]), minlength=n)
         leaf = (degree == 1) & ~terminal
-        drop = leaf[tu] | leaf[tv]
-        if not drop.any():
+        keep = ~(leaf[tu] | leaf[tv])
+        if keep.all():
             break
-        tu, tv = tu[~drop], tv[~drop]
-    tree_graph = sparse.csr_array((np.ones(len(tu)), (tu, tv)), shape=(n, n))
-    _, tree_pred = csgraph.dijkstra(
-        tree_graph, directed=False, indices=copies.source, min_only=True, return_predecessors=True
-    )[:2]
-    return tree_pred.astype(np.int64)
+        tu, tv, tree_row = tu[keep], tv[keep], tree_row[keep]
+    return tree_walk(n, tu, tv, step=arrays.length_m[tree_row], sources=copies.source)
+
+
+def _edge_set(ua: IntArray, ub: IntArray, row: IntArray, n: int) -> tuple[IntArray, IntArray]:
+    """Return the distinct undirected pairs ``(ua, ub)`` as sorted keys ``lo * n + hi``, rows."""
+    key = np.minimum(ua, ub) * n + np.maximum(ua, ub)
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    new = np.ones(len(key), dtype=bool)
+    new[1:] = key[1:] != key[:-1]
+    return key[new], row[order[new]]
+
+
+def _regions_by_scipy(copies: Copies, weight: FloatArray, terminal: BoolArray) -> Regions:
+    """:func:`geoplan._steiner.regions` by scipy's multi-source Dijkstra (the reference)."""
+    dist, pred, owner = csgraph.dijkstra(
+        copies.matrix(weight),
+        indices=np.flatnonzero(terminal),
+        min_only=True,
+        return_predecessors=True,
+    )
+    pred, owner = pred.astype(np.int64), owner.astype(np.int64)
+    ea, eb = copies.ea, copies.eb
+    oa, ob = owner[ea], owner[eb]
+    bridge = np.flatnonzero((ea < eb) & (oa != ob) & (oa >= 0) & (ob >= 0))
+    pred_edge = np.full(copies.size, -1, dtype=np.int64)
+    has = np.flatnonzero(pred >= 0)
+    keys = ea * copies.size + eb
+    order = np.argsort(keys, kind="stable")
+    pred_edge[has] = order[np.searchsorted(keys, pred[has] * copies.size + has, sorter=order)]
+    return Regions(dist, pred, owner, pred_edge, bridge)
 
 
 # ------------------------------------------------------------------------ trench sections
@@ -430,16 +431,11 @@ def trench_sections(
     pa = end_edge[korder][two & run_start]
     pb = end_edge[korder][np.flatnonzero(two & run_start) + 1]
     link = sparse.coo_array((np.ones(len(pa)), (pa, pb)), shape=(m, m))
-    _, part = csgraph.connected_components(link, directed=False)
+    n_parts, part = csgraph.connected_components(link, directed=False)
     del first_of_run
-    part_order = np.lexsort((np.arange(m), part))
-    merged = _in_threads(
-        shapely.line_merge, _multilines(arrays.geometry[used][part_order], part[part_order])
-    )
-    n_parts = len(merged)
+    merged, first_xy = _merge_parts(arrays.geometry[used], part, n_parts)
     part_group = np.zeros(n_parts, dtype=np.int64)
     part_group[part] = group
-    first_xy = shapely.get_coordinates(_in_threads(shapely.get_point, merged, 0))
     sort = np.lexsort((first_xy[:, 1], first_xy[:, 0], part_group))
     rank = np.empty(n_parts, dtype=np.int64)
     rank[sort] = np.arange(n_parts)
@@ -472,6 +468,50 @@ def trench_sections(
         }
     )
     return trenches, trench_boxes, rows, n_on_edge[rows]
+
+
+def _merge_parts(lines: np.ndarray, part: IntArray, n_parts: int) -> tuple[np.ndarray, FloatArray]:
+    """``line_merge`` the lines of each part (in line order); return them and first points.
+
+    A part of one plain line (:func:`_plain`) is that line: GEOS's line merger keeps its
+    points and its direction (a test pins this), so only the other parts are merged.
+    """
+    size = np.bincount(part, minlength=n_parts)
+    alone = np.flatnonzero(size[part] == 1)
+    plain, first_xy = _plain(lines[alone])
+    alone = alone[plain]
+    merged = np.empty(n_parts, dtype=object)
+    merged[part[alone]] = lines[alone]
+    xy = np.empty((n_parts, 2))
+    xy[part[alone]] = first_xy[plain]
+    single = np.zeros(len(lines), dtype=bool)
+    single[alone] = True
+    rest = np.flatnonzero(~single)
+    if rest.size:
+        rest = rest[np.argsort(part[rest], kind="stable")]
+        rest_part = part[rest]
+        new = np.ones(len(rest), dtype=bool)
+        new[1:] = rest_part[1:] != rest_part[:-1]
+        parts = rest_part[new]
+        joined = _in_threads(shapely.line_merge, _multilines(lines[rest], np.cumsum(new) - 1))
+        merged[parts] = joined
+        xy[parts] = shapely.get_coordinates(_in_threads(shapely.get_point, joined, 0))
+    return merged, xy
+
+
+def _plain(lines: np.ndarray) -> tuple[BoolArray, FloatArray]:
+    """Which lines are plain (2D, open, finite, no point repeated in turn); first points."""
+    coords, line = shapely.get_coordinates(lines, return_index=True)
+    n_coords = np.bincount(line, minlength=len(lines))
+    first = np.cumsum(n_coords) - n_coords
+    plain = (n_coords >= 2) & ~shapely.has_z(lines)
+    has = np.flatnonzero(plain)
+    last = first[has] + n_coords[has] - 1
+    plain[has] &= np.any(coords[first[has]] != coords[last], axis=1)
+    repeated = (line[1:] == line[:-1]) & np.all(coords[1:] == coords[:-1], axis=1)
+    plain[line[1:][repeated]] = False
+    plain[line[~np.isfinite(coords).all(axis=1)]] = False
+    return plain, coords[first.clip(0, max(len(coords) - 1, 0))]
 
 
 def _multilines(lines: np.ndarray, part: IntArray) -> np.ndarray:

@@ -11,12 +11,15 @@ import pandas as pd
 import pytest
 import shapely
 from networkx.algorithms.approximation import steiner_tree
+from scipy import sparse
+from scipy.sparse import csgraph
 from shapely import LineString, Point, box
 
 from benchmarks.city import CitySpec, make_city, write_city
-from geoplan import _fastroute, _geometry, _localsearch, _noding, load_settings
+from geoplan import _fastroute, _geometry, _localsearch, _noding, _steiner, load_settings
 from geoplan import routing as reference
 from geoplan._fastroute import (
+    Copies,
     Search,
     adjacency,
     candidate_pairs,
@@ -376,6 +379,7 @@ def test_city_scale_batching_gives_the_same_plan(
     if noding == "in strips":
         monkeypatch.setattr(_noding, "_STRIP_LINES", 100)
     monkeypatch.setattr(_localsearch, "_SPLIT_MIN", 2)
+    monkeypatch.setattr(_steiner, "_SPLIT_MIN", 2)
     monkeypatch.setattr(_geometry, "_THREADED_MIN", 2)
     batched = plan(layers, engine="csgraph")
     assert len(whole.layers["corridors"]) > 8 * 100  # several strips
@@ -410,3 +414,130 @@ def test_cable_groups_number_keys_in_python_sort_order(seed: int) -> None:
     want = {k: i for i, k in enumerate(sorted(set(keys)))}
     assert group.tolist() == [want[k] for k in keys]
     assert [keys[e] for e in rep] == sorted(set(keys))
+
+
+def _balls(seed: int) -> tuple[Copies, np.ndarray, np.ndarray]:
+    """Copies of a random graph's balls around 12 supplies; weights; random terminals."""
+    graph = _random_graph(seed, n=20)
+    arrays = from_networkx(graph)
+    rng = np.random.default_rng(seed)
+    sources = rng.choice(arrays.n_nodes, size=12, replace=False)
+    balls = _localsearch.search_balls(
+        adjacency(arrays), arrays.length_m, arrays.weight, sources, 200.0
+    )
+    copies = balls.copies
+    terminal = rng.random(copies.size) < 0.1
+    terminal[copies.source] = True
+    return copies, arrays.weight, terminal
+
+
+@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize("seed", range(4))
+def test_voronoi_regions_match_scipy(
+    monkeypatch: pytest.MonkeyPatch, seed: int, *, split: bool
+) -> None:
+    """The compiled regions (one block after another, two halves on two threads) are
+    scipy's multi-source Dijkstra's, bridges and predecessor edges included."""
+    if split:
+        monkeypatch.setattr(_steiner, "_SPLIT_MIN", 2)
+    copies, weight, terminal = _balls(seed)
+    got = _steiner.regions(copies, weight, terminal)
+    want = _fastroute._regions_by_scipy(copies, weight, terminal)
+    assert got is not None
+    assert len(got.bridge) > 20
+    for name in ("dist", "pred", "owner", "pred_edge", "bridge"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+
+
+def _one_block(edges: list[tuple[int, int, float]], n: int, terminals: list[int]) -> tuple:
+    """Copies of one block of ``n`` entries with ``edges`` (a, b, weight); terminal mask."""
+    a = np.array([e[0] for e in edges] + [e[1] for e in edges])
+    b = np.array([e[1] for e in edges] + [e[0] for e in edges])
+    row = np.tile(np.arange(len(edges)), 2)
+    order = np.lexsort((b, a))
+    copies = Copies(
+        node=np.arange(n),
+        block=np.zeros(n, dtype=np.int64),
+        first=np.array([0, n]),
+        source=np.array([terminals[0]]),
+        ea=a[order],
+        eb=b[order],
+        row=row[order],
+    )
+    terminal = np.isin(np.arange(n), terminals)
+    return copies, np.array([e[2] for e in edges]), terminal
+
+
+def test_voronoi_regions_decline_ties_only_where_the_order_decides() -> None:
+    # 3 is as far from 0 through 1 (1 + 2) as through 2 (2 + 1): 1 is settled first,
+    # in any order of the heap, so its predecessor is 1, as scipy's.
+    copies, weight, terminal = _one_block(
+        [(0, 1, 1.0), (0, 2, 2.0), (1, 3, 2.0), (2, 3, 1.0)], 4, [0]
+    )
+    got = _steiner.regions(copies, weight, terminal)
+    want = _fastroute._regions_by_scipy(copies, weight, terminal)
+    assert got is not None
+    assert got.pred.tolist() == want.pred.tolist() == [-9999, 0, 0, 1]
+    # Through 1 and through 2 alike (both 1 from 0): the heap's order would decide.
+    copies, weight, terminal = _one_block(
+        [(0, 1, 1.0), (0, 2, 1.0), (1, 3, 1.0), (2, 3, 1.0)], 4, [0]
+    )
+    assert _steiner.regions(copies, weight, terminal) is None
+    # Two terminals equally far from 1: whose region it joins is the heap's order too.
+    copies, weight, terminal = _one_block([(0, 1, 1.0), (1, 2, 1.0)], 3, [0, 2])
+    assert _steiner.regions(copies, weight, terminal) is None
+
+
+def test_tree_walk_matches_scipy_and_sums_from_the_root() -> None:
+    rng = np.random.default_rng(7)
+    n = 300
+    block = np.arange(n)[:, None] // 100 == np.arange(n)[None, :] // 100  # three blocks
+    dense = rng.uniform(1, 2, size=(n, n)) * (rng.random((n, n)) < 0.05) * block
+    tree = sparse.coo_array(csgraph.minimum_spanning_tree(sparse.csr_array(dense)))
+    tu, tv = tree.row.astype(np.int64), tree.col.astype(np.int64)
+    length = rng.uniform(1, 50, size=len(tu))
+    sources = np.array([0, 117])  # one per tree; the third block's trees have none
+    parent, total = _steiner.tree_walk(n, tu, tv, step=length, sources=sources)
+    graph = sparse.csr_array((np.ones(len(tu)), (tu, tv)), shape=(n, n))
+    want = csgraph.dijkstra(
+        graph, directed=False, indices=sources, min_only=True, return_predecessors=True
+    )[1]
+    assert parent.tolist() == want.tolist()
+    step = {(min(a, b), max(a, b)): x for a, b, x in zip(tu, tv, length, strict=True)}
+    for v in rng.choice(n, size=40, replace=False):
+        path = [int(v)]
+        while parent[path[-1]] >= 0:
+            path.append(int(parent[path[-1]]))
+        expected = 0.0
+        for a, b in zip(path[::-1], path[-2::-1], strict=False):
+            expected += step[min(a, b), max(a, b)]
+        assert total[v] == expected
+
+
+def test_merging_parts_is_line_merge_of_each_part() -> None:
+    """Parts of one plain line are kept as they are: as GEOS merges them (its direction
+    kept even where the end sorts first); others, and odd lines, are merged by GEOS."""
+    rng = np.random.default_rng(3)
+    lines, part = [], []
+    for k in range(30):  # chains of 1-4 pieces of a random walk, pieces shuffled
+        walk_xy = np.cumsum(rng.uniform(-10, 10, size=(int(rng.integers(1, 5)) * 2 + 1, 2)), 0)
+        pieces = [walk_xy[i : i + 3] for i in range(0, len(walk_xy) - 2, 2)]
+        lines += [LineString(pieces[i]) for i in rng.permutation(len(pieces))]
+        part += [k] * len(pieces)
+    lines += [
+        LineString([(5, 5), (3, 4), (1, 0)]),  # ends before it begins, by coordinates
+        LineString([(0, 0), (0, 0), (1, 1)]),  # a point repeated
+        LineString([(0, 0), (1, 1), (1, 0), (0, 0)]),  # closed
+        LineString([(0, 0, 1), (1, 1, 2)]),  # 3D
+        LineString([(2, 2), (3, 3)]),
+        LineString([(3, 3), (4, 2)]),  # joins the one before
+    ]
+    part += [30, 31, 32, 33, 34, 34]
+    order = rng.permutation(len(lines))
+    lines, part = np.array(lines, dtype=object)[order], np.array(part)[order]
+    n_parts = int(part.max()) + 1
+    merged, first_xy = _fastroute._merge_parts(lines, part, n_parts)
+    order = np.argsort(part, kind="stable")
+    want = shapely.line_merge(shapely.multilinestrings(lines[order], indices=part[order]))
+    assert list(shapely.to_wkb(merged)) == list(shapely.to_wkb(want))
+    np.testing.assert_array_equal(first_xy, shapely.get_coordinates(shapely.get_point(want, 0)))
