@@ -23,9 +23,12 @@ What GDAL does, as seen in its output (the tests compare the two on many values)
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeAlias
 
 import geopandas as gpd
 import numpy as np
@@ -59,6 +62,17 @@ _ROWS_AT_ONCE = 1 << 16
 #: Lines shorter than this (degrees) may collapse to one point: GDAL then writes a point.
 _COLLAPSE = 2e-7
 _DROPPED_RUNS = ("000000", "999999")
+#: What JSON escapes in a text: ``"``, ``\\`` and the control characters.
+_ESCAPED = re.compile(r'["\\\x00-\x1f]')
+#: A text that may start with one of these may be JSON to GDAL.
+_JSON_STARTS = "{["
+#: Every row of a column.
+_ALL = slice(None)
+#: Rows whose distinct texts are looked for in a text column, to tell ids from codes.
+_SAMPLE = 1000
+#: A column's texts are few when they number at most 1/_FEW of the rows: then a text the
+#: same in every line is put into each of them (making a string costs some joins).
+_FEW = 4
 
 
 def _gdal_float(value: float) -> str:
@@ -77,32 +91,42 @@ def _gdal_float(value: float) -> str:
     return text
 
 
-def _float_texts(values: np.ndarray) -> np.ndarray:
-    """Return :func:`_gdal_float` of each finite value, each distinct value formatted once.
+def _float_texts(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Return :func:`_gdal_float` of finite values: each one's code, and the distinct texts.
 
     All are formatted ``%.17g`` in one operation; those with a run of six ``0`` or ``9``
-    anywhere, found with numpy in all the texts at once, are formatted again one by one.
+    anywhere (:func:`_lines_with_runs`) are formatted again one by one.
     """
     codes, bits = pd.factorize(values.view(np.int64))  # -0.0 is not 0.0
     uniques = bits.view(np.float64)
     numbers = uniques.tolist()
     joined = "%.17g\n" * len(numbers) % tuple(numbers)
     texts = joined.split("\n")[:-1]
-    chars = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
-    ends = np.flatnonzero(chars == ord("\n"))
-    runs = np.zeros(0, dtype=np.int64)
-    for digit in b"09":
-        counted = np.zeros(len(chars) + 1, dtype=np.int32)
-        np.cumsum(chars == digit, out=counted[1:])
-        runs = np.append(runs, np.flatnonzero(counted[6:] - counted[:-6] == 6))
-    again = np.unique(np.searchsorted(ends, runs, side="right"))
+    again = _lines_with_runs(joined)
     for index in again.tolist():
         texts[index] = _gdal_float(numbers[index])
     whole = (uniques == np.floor(uniques)) & (np.abs(uniques) < 1e17)  # no "." nor "e"
     whole[again] = False  # _gdal_float saw to those
     for index in np.flatnonzero(whole).tolist():
         texts[index] += ".0"
-    return np.array(texts, dtype=object)[codes]
+    return codes, texts
+
+
+def _lines_with_runs(joined: str) -> np.ndarray:
+    """Return the numbers of the lines of ``joined`` that hold one of :data:`_DROPPED_RUNS`.
+
+    Found by :meth:`str.find`, line after line: such lines are few.
+    """
+    found = []
+    for run in _DROPPED_RUNS:
+        at = joined.find(run)
+        while at >= 0:
+            found.append(at)
+            at = joined.find(run, joined.find("\n", at) + 1)
+    if not found:
+        return np.zeros(0, dtype=np.intp)
+    ends = np.flatnonzero(np.frombuffer(joined.encode("ascii"), dtype=np.uint8) == ord("\n"))
+    return np.unique(np.searchsorted(ends, found, side="right"))
 
 
 def _exact_scaled(values: np.ndarray, scale: float) -> np.ndarray:
@@ -194,8 +218,12 @@ def _lonlat(frame: gpd.GeoDataFrame) -> np.ndarray:
     return np.column_stack(to_lonlat(xy, frame.crs))
 
 
-def _geometry_texts(frame: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
+def _geometry_texts(
+    frame: gpd.GeoDataFrame, before: str = "", after: str = ""
+) -> tuple[np.ndarray, np.ndarray]:
     """Return the ``"geometry"`` member of every feature, and which ones to leave to GDAL.
+
+    Each member comes between ``before`` and ``after``.
 
     Left to GDAL: anything but points and line strings (or no geometry), empty or 3D
     geometries, coordinates out of bounds, lines that might cross the date line, and lines
@@ -226,44 +254,130 @@ def _geometry_texts(frame: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
     text, starts = _positions(xy[vertex])
     ends = np.cumsum(counts[shown])
     begin, end = starts[ends - counts[shown]].tolist(), (starts[ends] - 2).tolist()
-    out = np.full(len(geometries), "null", dtype=object)
+    out = np.full(len(geometries), f"{before}null{after}", dtype=object)
     out[shown] = [
-        f'{{ "type": "Point", "coordinates": {text[b:e]} }}'
+        f'{before}{{ "type": "Point", "coordinates": {text[b:e]} }}{after}'
         if point
-        else f'{{ "type": "LineString", "coordinates": [ {text[b:e]} ] }}'
+        else f'{before}{{ "type": "LineString", "coordinates": [ {text[b:e]} ] }}{after}'
         for point, b, e in zip((kinds[shown] == 0).tolist(), begin, end, strict=True)
     ]
     return out, odd
 
 
-def _property_texts(values: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
-    """Return every value of a column as GDAL writes it, and which ones to leave to GDAL.
+@dataclasses.dataclass(frozen=True)
+class _Column:
+    """The texts of a column's values in a feature's line, as few strings as can be.
 
-    None for a column of another type (GDAL writes the layer).
+    Parameters
+    ----------
+    texts
+        The distinct texts, when ``codes`` is given; else one text per feature.
+    codes
+        Each feature's index into ``texts``, or None.
     """
-    array = values.to_numpy()
-    fine = np.zeros(len(array), dtype=bool)
-    if values.dtype == bool:
-        return np.where(array, "true", "false").astype(object), fine
-    if values.dtype.kind in "iu":
-        codes, uniques = pd.factorize(array)
-        return np.array([str(v) for v in uniques.tolist()], dtype=object)[codes], fine
-    if values.dtype.kind == "f":  # GDAL leaves out NaN and infinity
-        finite = np.isfinite(array)
-        texts = np.full(len(array), "", dtype=object)
-        texts[finite] = _float_texts(array[finite])
-        return texts, ~finite
-    if values.dtype != object or infer_dtype(array, skipna=False) not in ("string", "empty"):
-        return None
+
+    texts: np.ndarray
+    codes: np.ndarray | None = None
+
+    def rows(self, part: slice = _ALL) -> np.ndarray:
+        """Return one text per feature (of the features ``part``)."""
+        return self.texts[part] if self.codes is None else self.texts[self.codes[part]]
+
+    def few(self, rows: int) -> bool:
+        """Whether the texts are few: making a new one each is cheaper than joining it."""
+        return self.codes is not None and len(self.texts) * _FEW <= rows
+
+
+_Item: TypeAlias = str | _Column
+
+
+def _coded(codes: np.ndarray, texts: list[str]) -> _Column:
+    return _Column(np.array(texts, dtype=object), codes)
+
+
+def _text_column(array: np.ndarray) -> tuple[list[_Item], np.ndarray]:
+    """Return a text column's items (quotes and texts) and which values to leave to GDAL.
+
+    Texts with nothing to escape and no brace or bracket (most, found at once in all the
+    texts) are written as they are, between quotes; the others one distinct text at a time.
+    """
+    values = array.tolist()
+    joined = "".join(values)
+    if _ESCAPED.search(joined) is None and not any(c in joined for c in _JSON_STARTS):
+        column = _Column(array)
+        sample = values[:_SAMPLE]
+        if len(set(sample)) * _FEW <= len(sample):  # few distinct texts: shared
+            codes, uniques = pd.factorize(array)
+            column = _Column(uniques.astype(object), codes)
+        return ['"', column, '"'], np.zeros(len(array), dtype=bool)
     codes, uniques = pd.factorize(array)
     texts = list(uniques)
     # GDAL writes texts in braces or brackets as JSON, not as text
     odd = np.array([t[:1] + t[-1:] in ("{}", "[]") for t in texts], dtype=bool)
-    joined = "".join(texts)
     if "\x00" in joined:  # GDAL's C strings end there
         odd |= np.array(["\x00" in t for t in texts], dtype=bool)
-    quoted = np.array([_quoted(t) for t in texts], dtype=object)
-    return quoted[codes], odd[codes]
+    return [_coded(codes, [_quoted(t) for t in texts])], odd[codes]
+
+
+def _property_texts(values: pd.Series) -> tuple[list[_Item], np.ndarray] | None:
+    """Return a column's values as GDAL writes them, and which ones to leave to GDAL.
+
+    The values come as items of the features' lines: texts the same in every feature,
+    and a :class:`_Column`. None for a column of another type (GDAL writes the layer).
+    """
+    array = values.to_numpy()
+    fine = np.zeros(len(array), dtype=bool)
+    if values.dtype == bool:
+        return [_coded(array.astype(np.intp), ["false", "true"])], fine
+    if values.dtype.kind in "iu":
+        codes, uniques = pd.factorize(array)
+        return [_coded(codes, [str(v) for v in uniques.tolist()])], fine
+    if values.dtype.kind == "f":  # GDAL leaves out NaN and infinity
+        finite = np.isfinite(array)
+        codes = np.zeros(len(array), dtype=np.intp)
+        codes[finite], texts = _float_texts(array[finite])
+        codes[~finite] = len(texts)
+        return [_coded(codes, [*texts, ""])], ~finite
+    if values.dtype != object or infer_dtype(array, skipna=False) not in ("string", "empty"):
+        return None
+    return _text_column(array)
+
+
+def _pairs(first: _Column, second: _Column, rows: int) -> _Column | None:
+    """Return two neighbouring columns as one, if both and their pairs of texts are few."""
+    if first.codes is None or second.codes is None or not (first.few(rows) and second.few(rows)):
+        return None
+    if len(first.texts) * len(second.texts) * _FEW > rows:
+        return None
+    pairs = (first.texts[:, np.newaxis] + second.texts[np.newaxis, :]).ravel()
+    return _Column(pairs, first.codes * len(second.texts) + second.codes)
+
+
+def _compact(items: list[_Item], rows: int) -> list[_Item]:
+    """Return the items of ``rows`` features' lines in fewer strings per line.
+
+    A text the same in every line goes into the distinct texts of a column of
+    :meth:`_Column.few` texts next to it, and two such neighbouring columns become one
+    (all pairs of their texts) while the pairs are few too.
+    """
+    out: list[_Item] = []
+    for item in items:
+        last = out[-1] if out else None
+        if isinstance(item, str) and isinstance(last, str):
+            out[-1] = last + item
+        elif isinstance(item, str) and isinstance(last, _Column) and last.few(rows):
+            out[-1] = _Column(last.texts + item, last.codes)
+        elif isinstance(item, _Column) and item.few(rows) and isinstance(last, str):
+            out[-1] = _Column(last + item.texts, item.codes)
+        elif (
+            isinstance(item, _Column)
+            and isinstance(last, _Column)
+            and (pair := _pairs(last, item, rows)) is not None
+        ):
+            out[-1] = pair
+        else:
+            out.append(item)
+    return out
 
 
 def _feature_pieces(frame: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray] | None:
@@ -273,27 +387,30 @@ def _feature_pieces(frame: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray] | 
     GDAL writes it, ending with ``",\n"``. None when a column has a type GDAL writes
     otherwise.
     """
-    geometry, odd = _geometry_texts(frame)
-    pieces: list[str | np.ndarray] = ['{ "type": "Feature", "properties": { ']
+    items: list[_Item] = ['{ "type": "Feature", "properties": { ']
+    odd = np.zeros(len(frame), dtype=bool)
     columns = [c for c in frame.columns if c != frame.geometry.name]
     for number, column in enumerate(columns):
         found = _property_texts(frame[column])
         if found is None:
             return None
-        texts, odd_values = found
+        column_items, odd_values = found
         odd |= odd_values
-        pieces += [(", " if number else "") + f"{_quoted(str(column))}: ", texts]
-    pieces += [(" }" if columns else "}") + ', "geometry": ', geometry, " },\n"]
-    merged: list[str | np.ndarray] = []
-    for piece in pieces:
-        if isinstance(piece, str) and merged and isinstance(merged[-1], str):
-            merged[-1] += piece
-        else:
-            merged.append(piece)
-    matrix = np.empty((len(frame), len(merged)), dtype=object)
-    for column, piece in enumerate(merged):
-        matrix[:, column] = piece
-    return matrix, odd
+        items += [(", " if number else "") + f"{_quoted(str(column))}: ", *column_items]
+    items.append((" }" if columns else "}") + ', "geometry": ')
+    items = _compact(items, len(frame))
+    before = items.pop() if isinstance(items[-1], str) else ""
+    geometry, odd_geometry = _geometry_texts(frame, before, " },\n")
+    items.append(_Column(geometry))
+    return _matrix(items, len(frame)), odd | odd_geometry
+
+
+def _matrix(items: list[_Item], rows: int, part: slice = _ALL) -> np.ndarray:
+    """Return the pieces of ``rows`` lines (those of ``part``), a row of pieces per line."""
+    matrix = np.empty((len(range(rows)[part]), len(items)), dtype=object)
+    for index, item in enumerate(items):
+        matrix[:, index] = item if isinstance(item, str) else item.rows(part)
+    return matrix
 
 
 def write_geojson(

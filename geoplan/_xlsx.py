@@ -17,12 +17,14 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, BinaryIO, TypeAlias
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 import pandas as pd
 from openpyxl.utils import get_column_letter
 from pandas.api.types import infer_dtype
+
+from ._geojson import _Column, _compact, _Item, _matrix
 
 if TYPE_CHECKING:
     from openpyxl.worksheet.worksheet import Worksheet
@@ -207,50 +209,60 @@ _EXACT_INT = 2**53
 #: Rows of a sheet put together at once, which bounds the memory their pieces take.
 _ROWS_AT_ONCE = 1 << 15
 
-_Piece: TypeAlias = str | np.ndarray
 
+def _number_texts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Return each value's code, the distinct values and their ``.16g`` texts.
 
-def _number_texts(values: np.ndarray) -> np.ndarray:
-    """Return each value's ``.16g`` text (``""`` for NaN), formatting each number once."""
+    Each distinct number is formatted once (NaN as ``nan``).
+    """
     if values.dtype.kind in "iu":
         codes, uniques = pd.factorize(values)
         numbers = uniques.tolist()
         texts = [str(v) if -_EXACT_INT <= v <= _EXACT_INT else f"{v:.16g}" for v in numbers]
-        return np.array(texts, dtype=object)[codes]
+        return codes, uniques, texts
     codes, bits = pd.factorize(values.view(np.int64))  # -0.0 is not 0.0
-    numbers = bits.view(np.float64).tolist()
+    uniques = bits.view(np.float64)
+    numbers = uniques.tolist()
     texts = ("%.16g\n" * len(numbers) % tuple(numbers)).split("\n")[:-1]
-    strings = np.array(texts, dtype=object)[codes]
-    strings[np.isnan(values)] = ""
-    return strings
+    return codes, uniques, texts
 
 
-def _cell_pieces(values: pd.Series, texts: _Texts | None, style: str) -> list[_Piece]:
+def _cell_items(values: pd.Series, texts: _Texts | None, style: str) -> list[_Item]:
     """Return what follows the row number of a column's cells, as openpyxl writes them.
 
-    Three pieces: the cell's attributes, its value, its end; each a string (when the same
-    in every row) or an object array (one per row).
+    The items of :func:`geoplan._geojson._compact`: the cell's attributes, its value and
+    its end, or each distinct cell whole where the cells are of more than one kind
+    (numbers and text, or empty cells).
     """
     array = values.to_numpy()
     number = f'"{style} t="n"><v>'
     inline = f'"{style} t="inlineStr"><is><t>'
     empty = f'"{style} t="inlineStr" />'
     if values.dtype == bool:
-        return [f'"{style} t="b"><v>', np.where(array, "1", "0").astype(object), "</v></c>"]
-    if texts is None:
-        strings = _number_texts(array)
-        if values.dtype.kind in "iu" or np.isfinite(array).all():
-            return [number, strings, "</v></c>"]
-        kinds = np.select([np.isnan(array), np.isinf(array)], [2, 1], 0)  # inf is text
-    else:
-        strings = np.array(texts.texts, dtype=object)[texts.codes]
-        kinds = np.where(strings == "", 2, 1)
-        if (kinds == 1).all():
-            return [inline, strings, "</t></is></c>"]
-    # kinds: 0 a number, 1 text, 2 empty
-    starts = np.array([number, inline, empty], dtype=object)[kinds]
-    ends = np.array(["</v></c>", "</t></is></c>", ""], dtype=object)[kinds]
-    return [starts, strings, ends]
+        flags = _Column(np.array(["0", "1"], dtype=object), array.astype(np.intp))
+        return [f'"{style} t="b"><v>', flags, "</v></c>"]
+    if texts is not None:
+        if "" not in texts.texts:
+            return [
+                inline,
+                _Column(np.array(texts.texts, dtype=object), texts.codes),
+                "</t></is></c>",
+            ]
+        cells = [f"{inline}{t}</t></is></c>" if t else empty for t in texts.texts]
+        return [_Column(np.array(cells, dtype=object), texts.codes)]
+    codes, numbers, strings = _number_texts(array)
+    finite = np.isfinite(numbers)
+    if values.dtype.kind in "iu" or finite.all():
+        return [number, _Column(np.array(strings, dtype=object), codes), "</v></c>"]
+    cells = np.array(
+        [
+            f"{number}{t}</v></c>" if ok else f"{inline}{t}</t></is></c>"  # infinity: text
+            for ok, t in zip(finite.tolist(), strings, strict=True)
+        ],
+        dtype=object,
+    )
+    cells[np.isnan(numbers)] = empty
+    return [_Column(cells, codes)]
 
 
 def _sheet_rows(
@@ -262,29 +274,20 @@ def _sheet_rows(
     cells give each column's style. ``frame`` must be plain (:func:`_column_texts` can
     write it); ``texts`` holds :func:`_column_texts` of it, where already known. The rows
     come in parts of :data:`_ROWS_AT_ONCE`, each put together by one ``str.join`` of all
-    its pieces.
+    its pieces (:func:`geoplan._geojson._compact` makes them few).
     """
     texts = texts or _column_texts(frame) or ()
-    rows = np.array([str(r) for r in range(2, len(frame) + 2)], dtype=object)
-    pieces: list[_Piece] = ['<row r="', rows, '">']
+    rows = _Column(np.array([str(r) for r in range(2, len(frame) + 2)], dtype=object))
+    items: list[_Item] = ['<row r="', rows, '">']
     for index in range(1, len(frame.columns) + 1):
         cell = sheet.cell(row=2, column=index)
         style = f' s="{cell.style_id}"' if cell.has_style else ""
-        known = texts[index - 1]
-        pieces += [f'<c r="{get_column_letter(index)}', rows]
-        pieces += _cell_pieces(frame.iloc[:, index - 1], known, style)
-    pieces.append("</row>")
-    merged: list[_Piece] = []
-    for piece in pieces:
-        if isinstance(piece, str) and merged and isinstance(merged[-1], str):
-            merged[-1] += piece
-        else:
-            merged.append(piece)
+        items += [f'<c r="{get_column_letter(index)}', rows]
+        items += _cell_items(frame.iloc[:, index - 1], texts[index - 1], style)
+    items.append("</row>")
+    items = _compact(items, len(frame))
     for start in range(0, len(frame), _ROWS_AT_ONCE):
-        part = slice(start, start + _ROWS_AT_ONCE)
-        matrix = np.empty((len(rows[part]), len(merged)), dtype=object)
-        for column, piece in enumerate(merged):
-            matrix[:, column] = piece if isinstance(piece, str) else piece[part]
+        matrix = _matrix(items, len(frame), slice(start, start + _ROWS_AT_ONCE))
         yield "".join(matrix.ravel().tolist()).encode("utf-8")
 
 
@@ -335,13 +338,9 @@ def _rezip(
             entry.compress_type = zipfile.ZIP_DEFLATED
             entry.create_system = 3
             entry.external_attr = 0o644 << 16
-            level = levels.get(info.filename)
-            if info.filename in replace and level is not None:
-                whole = io.BytesIO()
-                for part in replace[info.filename](content):
-                    whole.write(part)
-                book.writestr(entry, whole.getbuffer(), compresslevel=level)
-            elif info.filename in replace:
+            # the level writestr sets (ZipInfo.compress_level from Python 3.13 on)
+            entry._compresslevel = levels.get(info.filename)
+            if info.filename in replace:
                 with book.open(entry, "w") as stream:  # the same bytes as writestr
                     for part in replace[info.filename](content):
                         stream.write(part)

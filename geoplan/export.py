@@ -471,7 +471,14 @@ def export_tables(
     if missing:
         msg = f"tables missing from the plan: {', '.join(missing)}"
         raise ValueError(msg)
-    typed = {name: _typed(tables[name], name) for name in TABLES}
+    return _export({name: _typed(tables[name], name) for name in TABLES}, out_dir, chosen)
+
+
+def _export(typed: Mapping[str, Table], out_dir: Path, formats: Sequence[str]) -> list[Path]:
+    """Write tables as :func:`export_tables` does, once they have their columns and dtypes.
+
+    ``formats`` and ``out_dir`` are checked already.
+    """
     crs = {name: typed[name].crs for name in OUTPUT_LAYERS}
     if any(value is None for value in crs.values()) or len(set(crs.values())) > 1:
         msg = f"the plan's layers must share one CRS; they have {crs}"
@@ -487,7 +494,7 @@ def export_tables(
     except OSError as exc:
         raise _unwritable(out_dir, exc) from exc
     try:
-        names = _stage(typed, staging, chosen)
+        names = _stage(typed, staging, formats)
         written = _commit(staging, out_dir, names)
     except (OSError, pyogrio.errors.DataSourceError) as exc:
         raise _unwritable(out_dir, exc) from exc
@@ -524,9 +531,11 @@ def export_plan(plan: Plan, out_dir: str | Path, *, formats: Sequence[str] = FOR
         An unknown format; ``out_dir`` is the input layers' folder, or cannot be
         created or written to.
     """
-    return export_tables(
-        plan_tables(plan), out_dir, formats=formats, inputs=plan.layers.sources.values()
-    )
+    tables = plan_tables(plan)  # typed already
+    chosen = _check_formats(formats)
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir, plan.layers.sources.values())
+    return _export(tables, out_dir, chosen)
 
 
 def read_plan_layers(out_dir: str | Path) -> dict[str, Table]:

@@ -189,3 +189,26 @@ part_rows = {
     test_coordinates_are_rounded_as_gdal_rounds_them.__name__: LARGE_PART_ROWS,
     test_floats_are_written_as_gdal_writes_them.__name__: LARGE_PART_ROWS,
 }
+
+
+def test_columns_of_few_distinct_values_are_written_as_gdal_writes_them(tmp_path: Path) -> None:
+    """Few distinct values: each written once, with its neighbours' (the lines the same)."""
+    rng = np.random.default_rng(3)
+    count = 2000
+    frame = gpd.GeoDataFrame(
+        {
+            "id": [f"T{i}" for i in range(count)],
+            "surface": rng.choice(["asphalt", "lawn", ""], count),
+            "crossings": rng.choice([0.0, 1.0, np.nan, 2.5], count),
+            "cables": rng.integers(1, 5, count),
+            "shared": rng.integers(0, 2, count).astype(bool),
+            "note": rng.choice(["ok", 'say "hi"', "{x}"], count),
+            "length_m": rng.uniform(0, 100, count),
+            "status": rng.choice(["planned", "applied"], count),
+        },
+        geometry=shapely.points(rng.uniform(100, 110, count), rng.uniform(30, 40, count)),
+        crs=4326,
+    )
+    gdal, fast, left = _both(frame, tmp_path)
+    assert fast == gdal
+    assert left == ((frame["note"] == "{x}") | frame["crossings"].isna()).sum()

@@ -84,3 +84,22 @@ def test_unusual_text_falls_back_to_openpyxl(text: str) -> None:
     assert _xlsx._column_texts(frame) is None  # not written by the fast path
     tables = _tables(frame)
     assert _entries(export._xlsx_bytes(tables)) == _entries(_slow_xlsx(tables))
+
+
+def test_sheets_of_few_distinct_values_match_openpyxl() -> None:
+    """Columns of few values: their cells are made once each, neighbours paired."""
+    rng = np.random.default_rng(5)
+    rows = 400
+    frame = pd.DataFrame(
+        {
+            "cable_id": [f"C{i}" for i in range(rows)],
+            "kind": rng.choice(["a", "b & c", ""], rows),
+            "cores": rng.integers(1, 4, rows),
+            "shared": rng.integers(0, 2, rows).astype(bool),
+            "length_m": rng.choice([1.5, np.nan, np.inf, -0.0], rows),
+            "cost_cny": rng.uniform(0, 100, rows),
+            "phases": rng.choice([1, 3], rows),
+        }
+    )
+    tables = _tables(frame)
+    assert _entries(export._xlsx_bytes(tables)) == _entries(_slow_xlsx(tables))
