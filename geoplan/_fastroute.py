@@ -48,6 +48,7 @@ FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
 
 _TINY = np.nextafter(0.0, 1.0)  # a zero weight, as scipy's spanning tree keeps it
+_KEY_LIMIT = 2**62  # keys combined from two ints stay below this
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,21 @@ def walk(pred: IntArray, starts: IntArray) -> tuple[IntArray, IntArray]:
         alive, current = alive[ok], nxt[ok].astype(np.int64)
         step += 1
     which_a, seq_a, at_a = np.concatenate(which), np.concatenate(seq), np.concatenate(at)
-    order = np.lexsort((-seq_a, which_a))
+    order = _lexsort2(step - 1 - seq_a, which_a)
     return which_a[order], at_a[order]
+
+
+def _lexsort2(minor: IntArray, major: IntArray) -> IntArray:
+    """Return ``np.lexsort((minor, major))`` of non-negative ints.
+
+    By one stable sort of ``major * span + minor`` where that fits in an int64.
+    """
+    if not len(major):
+        return np.zeros(0, dtype=np.int64)
+    span = int(minor.max()) + 1
+    if int(major.max()) >= _KEY_LIMIT // span:
+        return np.lexsort((minor, major))
+    return np.argsort(major.astype(np.int64) * span + minor, kind="stable")
 
 
 # ------------------------------------------------------------------------ candidate pairs
@@ -379,7 +393,9 @@ def edge_rows(arrays: GraphArrays, a: IntArray, b: IntArray) -> IntArray:
     keys = arrays.u * n + arrays.v
     order = np.argsort(keys)
     want = np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b)
-    at = order[np.searchsorted(keys, want, sorter=order).clip(0, len(keys) - 1)]
+    asked = np.argsort(want)  # searched in order: faster than at random
+    at = np.empty(len(want), dtype=np.int64)
+    at[asked] = order[np.searchsorted(keys[order], want[asked]).clip(0, len(keys) - 1)]
     if len(want) and not np.array_equal(keys[at], want):
         msg = "a route steps between nodes that no edge joins"
         raise ValueError(msg)
@@ -403,7 +419,7 @@ def trench_sections(
     a, b = route_nodes[:-1][same], route_nodes[1:][same]
     rows = edge_rows(arrays, a, b)
     # Cables on each edge, in box order (box_ids are sorted).
-    order = np.lexsort((step_route, rows))
+    order = _lexsort2(step_route, rows)
     e_sorted, r_sorted = rows[order], step_route[order]
     start = np.flatnonzero(np.r_[True, e_sorted[1:] != e_sorted[:-1]])
     used = e_sorted[start]
@@ -421,7 +437,7 @@ def trench_sections(
     end_group = np.concatenate([group, group])
     end_edge = np.tile(np.arange(m), 2)
     key = end_group * arrays.n_nodes + ends
-    korder = np.lexsort((end_edge, key))
+    korder = _lexsort2(end_edge, key)
     k_sorted = key[korder]
     run_start = np.r_[True, k_sorted[1:] != k_sorted[:-1]]
     run_id = np.cumsum(run_start) - 1
@@ -546,19 +562,42 @@ def _cable_groups(
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     rank = np.zeros(n, dtype=np.int64)
     span = int(cables.max()) + 2
-    for j in range(int(count.max())):
-        longer = count > j
-        value = np.zeros(n, dtype=np.int64)  # 0: the tuple has ended
-        value[longer] = cables[start[longer] + j] + 1
-        rank = np.unique(rank * span + value, return_inverse=True)[1].astype(np.int64)
-    _, surface_code = np.unique(surface, return_inverse=True)
-    order = np.lexsort((off, surface_code, rank))
-    key = np.stack([rank, surface_code, off.astype(np.int64)])[:, order]
-    new = np.ones(n, dtype=bool)
-    new[1:] = np.any(key[:, 1:] != key[:, :-1], axis=0)
-    group = np.empty(n, dtype=np.int64)
-    group[order] = np.cumsum(new) - 1
+    width = int(count.max())
+    per_pass = _columns_per_pass(n, span)  # positions ranked together, in one key
+    for j in range(0, width, per_pass):
+        key = rank
+        for position in range(j, min(j + per_pass, width)):
+            longer = count > position
+            value = np.zeros(n, dtype=np.int64)  # 0: the tuple has ended
+            value[longer] = cables[start[longer] + position] + 1
+            key = key * span + value
+        rank = _dense_rank(key)[0]
+    surface_code, surface_names = pd.factorize(surface, sort=True)  # np.unique's codes
+    key = (rank * len(surface_names) + surface_code) * 2 + off.astype(np.int64)
+    group, order, new = _dense_rank(key)
     return group, order[new]
+
+
+def _columns_per_pass(n: int, span: int) -> int:
+    """How many values below ``span`` fit after a rank below ``n`` in one int64 key."""
+    per_pass = 1
+    while n * span ** (per_pass + 1) < _KEY_LIMIT:
+        per_pass += 1
+    return per_pass
+
+
+def _dense_rank(key: IntArray) -> tuple[IntArray, IntArray, BoolArray]:
+    """Rank ``key`` densely (equal keys, equal ranks).
+
+    Also returns the key's stable order and which places of that order start a new key.
+    """
+    order = np.argsort(key, kind="stable")
+    ordered = key[order]
+    new = np.ones(len(key), dtype=bool)
+    new[1:] = ordered[1:] != ordered[:-1]
+    rank = np.empty(len(key), dtype=np.int64)
+    rank[order] = np.cumsum(new) - 1
+    return rank, order, new
 
 
 def _ranges(first: IntArray, length: IntArray) -> IntArray:
@@ -572,9 +611,10 @@ def _supply_names(
     box_ids: list[str], supply_of: dict[str, str], members: IntArray, sizes: IntArray
 ) -> list[str]:
     """Each trench's supplies, sorted and joined by ``;`` (its cables: ``members``)."""
-    names, code = np.unique(
-        np.array([supply_of[b] for b in box_ids], dtype=object), return_inverse=True
+    code, names = pd.factorize(  # np.unique's codes, faster on strings
+        np.array([supply_of[b] for b in box_ids], dtype=object), sort=True
     )
+    names = np.asarray(names, dtype=object)
     if not len(sizes):
         return []
     first = np.cumsum(sizes) - sizes
@@ -582,8 +622,19 @@ def _supply_names(
     low = np.minimum.reduceat(codes, first)
     high = np.maximum.reduceat(codes, first)
     out = names[low].tolist()
-    for k in np.flatnonzero(low != high):  # cables of several supplies share the trench
-        out[k] = ";".join(names[np.unique(codes[first[k] : first[k] + sizes[k]])])
+    shared = np.flatnonzero(low != high)  # cables of several supplies share the trench
+    if not shared.size:
+        return out
+    which = np.repeat(shared, sizes[shared])
+    code_of = codes[_ranges(first[shared], sizes[shared])]
+    order = _lexsort2(code_of, which)
+    which, code_of = which[order], code_of[order]
+    new = np.ones(len(which), dtype=bool)
+    new[1:] = (which[1:] != which[:-1]) | (code_of[1:] != code_of[:-1])
+    which, texts = which[new], names[code_of[new]].tolist()
+    bounds = np.flatnonzero(np.r_[True, which[1:] != which[:-1], True]).tolist()
+    for k, lo, hi in zip(shared.tolist(), bounds[:-1], bounds[1:], strict=True):
+        out[k] = ";".join(texts[lo:hi])
     return out
 
 
@@ -596,10 +647,11 @@ def route_geometry(
     step_route = route_of[1:][same]
     rows = edge_rows(arrays, a, b)
     coords, step = shapely.get_coordinates(arrays.geometry[rows], return_index=True)
-    first = np.searchsorted(step, np.arange(len(rows)))
+    size = np.bincount(step, minlength=len(rows))
+    first = np.cumsum(size) - size
     position = np.arange(len(step)) - first[step]
-    flip = a != arrays.u[rows]
-    order = np.lexsort((np.where(flip[step], -position, position), step))
+    flip = (a != arrays.u[rows])[step]
+    order = first[step] + np.where(flip, size[step] - 1 - position, position)  # flipped: reversed
     coords, owner = coords[order], step_route[step[order]]
     keep = np.ones(len(coords), dtype=bool)
     keep[1:] = (owner[1:] != owner[:-1]) | np.any(coords[1:] != coords[:-1], axis=1)

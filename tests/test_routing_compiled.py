@@ -390,8 +390,9 @@ def test_city_scale_batching_gives_the_same_plan(
         assert list(shapely.to_wkb(a.geometry.array)) == list(shapely.to_wkb(b.geometry.array))
 
 
+@pytest.mark.parametrize("scale", [1, 10**6])  # 10**6: positions ranked in several passes
 @pytest.mark.parametrize("seed", range(4))
-def test_cable_groups_number_keys_in_python_sort_order(seed: int) -> None:
+def test_cable_groups_number_keys_in_python_sort_order(seed: int, scale: int) -> None:
     """Edges' (cables, surface, off corridor) keys: grouped and ordered as sorted() orders
     them, prefixes (a cable tuple that begins a longer one) and repeats included."""
     rng = np.random.default_rng(seed)
@@ -401,7 +402,7 @@ def test_cable_groups_number_keys_in_python_sort_order(seed: int) -> None:
     for _ in range(n):
         stem = stems[rng.integers(len(stems))]
         cut = int(rng.integers(1, len(stem) + 1))  # often a prefix of another edge's set
-        cable_sets.append(tuple(int(c) for c in stem[:cut]))
+        cable_sets.append(tuple(int(c) * scale for c in stem[:cut]))
     surface = rng.choice(np.array(["soil", "asphalt", "open"], dtype=object), size=n)
     off = rng.random(n) < 0.2
     count = np.array([len(c) for c in cable_sets])
@@ -541,3 +542,14 @@ def test_merging_parts_is_line_merge_of_each_part() -> None:
     want = shapely.line_merge(shapely.multilinestrings(lines[order], indices=part[order]))
     assert list(shapely.to_wkb(merged)) == list(shapely.to_wkb(want))
     np.testing.assert_array_equal(first_xy, shapely.get_coordinates(shapely.get_point(want, 0)))
+
+
+@pytest.mark.parametrize("high", [50, 2**40])  # 2**40: too wide for one key, np.lexsort
+def test_lexsort2_is_numpys_lexsort(high: int) -> None:
+    rng = np.random.default_rng(high)
+    minor = rng.integers(0, high, size=2000)
+    major = rng.integers(0, 40, size=2000) * (high // 40 + 1)
+    minor[::7] = minor[0]  # ties, kept in order
+    major[::7] = major[0]
+    want = np.lexsort((minor, major))
+    np.testing.assert_array_equal(_fastroute._lexsort2(minor, major), want)
