@@ -302,20 +302,18 @@ def _corridor_table(corridors: gpd.GeoDataFrame, costs: _Costs) -> pd.DataFrame:
     usable = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     if "allowed" in corridors.columns:
         usable &= allowed_flags(corridors["allowed"])
-    frame = pd.DataFrame(
-        {
-            "corridor_id": corridors["corridor_id"].to_numpy(object),
-            "surface": corridors["surface"].to_numpy(object),
-            "kind": (
-                corridors["kind"].to_numpy(object)
-                if "kind" in corridors.columns
-                else np.full(len(corridors), None, dtype=object)
-            ),
-        }
-    )[usable].copy()
-    frame["kind"] = frame["kind"].where(frame["kind"].notna(), None)
-    frame["cost_cny_per_m"] = frame["surface"].map(costs.per_m)
-    unknown = frame[frame["cost_cny_per_m"].isna()]
+    kind = (
+        corridors["kind"].to_numpy(object)[usable]
+        if "kind" in corridors.columns
+        else np.full(int(usable.sum()), None, dtype=object)
+    )
+    columns = {
+        "corridor_id": corridors["corridor_id"].to_numpy(object)[usable],
+        "surface": corridors["surface"].to_numpy(object)[usable],
+        "kind": np.where(pd.isna(kind), None, kind),
+    }
+    columns["cost_cny_per_m"] = pd.Series(columns["surface"]).map(costs.per_m).to_numpy()
+    unknown = np.flatnonzero(pd.isna(columns["cost_cny_per_m"]))
     if len(unknown):
         known = ", ".join(costs.per_m)
         raise LayerError(
@@ -325,7 +323,9 @@ def _corridor_table(corridors: gpd.GeoDataFrame, costs: _Costs) -> pd.DataFrame:
                     layer="corridors",
                     feature_id=str(i),
                 )
-                for i, s in zip(unknown["corridor_id"], unknown["surface"], strict=True)
+                for i, s in zip(
+                    columns["corridor_id"][unknown], columns["surface"][unknown], strict=True
+                )
             ]
         )
     parts = geoms[usable]
@@ -337,28 +337,41 @@ def _corridor_table(corridors: gpd.GeoDataFrame, costs: _Costs) -> pd.DataFrame:
         lines = shapely.get_type_id(parts) == 1
     if not lines.all():
         logger.warning("ignoring %d corridor parts that are not lines", int((~lines).sum()))
-    frame = frame.iloc[row[lines]].reset_index(drop=True)
-    frame["geometry"] = parts[lines]
-    frame = frame[shapely.length(parts[lines]) > _GRID_M]
-    if frame.empty:
-        return frame
-    start, end = _end_coords(frame["geometry"].to_numpy())
-    frame = frame.assign(
-        _id=frame["corridor_id"].astype(str),
-        _kind=frame["kind"].astype(str),
-        _x0=start[:, 0],
-        _y0=start[:, 1],
-        _x1=end[:, 0],
-        _y1=end[:, 1],
-    )
-    keys = ["cost_cny_per_m", "_id", "surface", "_kind", "_x0", "_y0", "_x1", "_y1"]
-    # np.lexsort on sorted codes: the order of a stable sort_values by the keys, faster
-    codes = [
-        pd.factorize(frame[k], sort=True)[0] if frame[k].dtype == object else frame[k].to_numpy()
-        for k in keys
+    row, parts = row[lines], parts[lines]
+    long_enough = shapely.length(parts) > _GRID_M
+    row, parts = row[long_enough], parts[long_enough]
+    columns = {k: v[row] for k, v in columns.items()} | {"geometry": parts}
+    if not len(parts):
+        return pd.DataFrame(columns)
+    start, end = _end_coords(parts)
+    as_text = {k: pd.Series(columns[k]).astype(str) for k in ("corridor_id", "kind")}
+    keys = [
+        columns["cost_cny_per_m"],
+        as_text["corridor_id"],
+        pd.Series(columns["surface"]),
+        as_text["kind"],
+        *start.T,
+        *end.T,
     ]
-    frame = frame.iloc[np.lexsort(codes[::-1])].reset_index(drop=True)
-    return frame.drop(columns=[k for k in keys if k.startswith("_")])
+    # np.lexsort on sorted codes: the order of a stable sort_values by the keys, faster
+    codes = [_sorted_codes(k) if k.dtype == object else k for k in keys]
+    order = np.lexsort(codes[::-1])
+    return pd.DataFrame({k: v[order] for k, v in columns.items()})
+
+
+def _sorted_codes(values: pd.Series) -> IntArray:
+    """``pd.factorize(values, sort=True)[0]``, faster for many distinct strings.
+
+    The distinct strings are ordered as numpy strings (by code point, as Python compares
+    them) rather than by Python comparisons.
+    """
+    codes, distinct = pd.factorize(values)
+    if pd.api.types.infer_dtype(distinct, skipna=False) != "string":
+        return pd.factorize(values, sort=True)[0]
+    order = np.argsort(np.asarray(distinct, dtype=np.dtypes.StringDType()), kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[codes]
 
 
 def _snap_ends(lines: GeomArray, tolerance_m: float) -> GeomArray:

@@ -7,9 +7,10 @@ import math
 import geopandas as gpd
 import networkx as nx
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from shapely import LineString, Point, box
 
@@ -465,3 +466,29 @@ def test_corridors_geos_cannot_join_are_named() -> None:
     problems = raised.value.problems
     assert [(p.layer, p.feature_id) for p in problems] == [("corridors", "A"), ("corridors", "B")]
     assert all("merge the overlapping corridors" in p.message for p in problems)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(
+        st.text(
+            alphabet=st.sampled_from(["a", "B", "\x00", "\u00e9", "\u4e2d", "\U0001f600", "0"])
+        ),
+        max_size=30,
+    )
+)
+@example(["b", "\u00e9", "a", "z"])
+def test_corridor_ids_are_ranked_as_python_sorts_them(ids: list[str]) -> None:
+    """The fast codes order strings as Python does, by code point (not by UTF-8 or UTF-16)."""
+    from geoplan.network import _sorted_codes
+
+    values = pd.Series(np.array(ids, dtype=object))
+    want = pd.factorize(values, sort=True)[0]
+    np.testing.assert_array_equal(_sorted_codes(values), want)
+
+
+def test_codes_of_other_values_are_those_of_a_sorted_factorize() -> None:
+    from geoplan.network import _sorted_codes
+
+    values = pd.Series(np.array([3, 1, 2, 1], dtype=object))
+    np.testing.assert_array_equal(_sorted_codes(values), [2, 0, 1, 0])
