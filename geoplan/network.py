@@ -381,10 +381,10 @@ def _snap_ends(lines: GeomArray, tolerance_m: float) -> GeomArray:
     still falls short of another line, and meets no other line's end, is extended onto
     the nearest point of that line.
     """
-    lines = _merge_close_ends(lines, tolerance_m)
-    lines = lines[shapely.length(lines) > _GRID_M]
+    lines, end_xy = _merge_close_ends(lines, tolerance_m)
+    long_enough = shapely.length(lines) > _GRID_M
+    lines, end_xy = lines[long_enough], end_xy[np.tile(long_enough, 2)]
     n = len(lines)
-    end_xy = np.concatenate(_end_coords(lines))
     owner = np.tile(np.arange(n), 2)
     # An end shared with another line's end is a junction, not a gap: only loose ends
     # look for a line to reach.
@@ -419,12 +419,13 @@ def _snap_ends(lines: GeomArray, tolerance_m: float) -> GeomArray:
     return out
 
 
-def _merge_close_ends(lines: GeomArray, tolerance_m: float) -> GeomArray:
+def _merge_close_ends(lines: GeomArray, tolerance_m: float) -> tuple[GeomArray, FloatArray]:
     """Move ends of different lines lying within the tolerance of each other together.
 
     Ends within the tolerance of each other, transitively, meet at the first of them (by
     line rank). A KD-tree pairs the distinct end positions; two positions held only by
-    the two ends of one line are not paired.
+    the two ends of one line are not paired. Returns the lines and their end coordinates
+    (all first ones, then all last ones).
     """
     n = len(lines)
     coords, vline = shapely.get_coordinates(lines, return_index=True)
@@ -443,7 +444,7 @@ def _merge_close_ends(lines: GeomArray, tolerance_m: float) -> GeomArray:
         a, b = single[pairs[:, 0]], single[pairs[:, 1]]
         pairs = pairs[(a < 0) | (a != b)]
     if not len(pairs):
-        return lines
+        return lines, end_xy
     # ends in one spot are one component with their spot; spots join by the pairs
     rows = np.concatenate([np.arange(2 * n), 2 * n + pairs[:, 0]])
     cols = np.concatenate([2 * n + spot, 2 * n + pairs[:, 1]])
@@ -456,14 +457,14 @@ def _merge_close_ends(lines: GeomArray, tolerance_m: float) -> GeomArray:
     target = end_xy[representative[label]]
     moved = np.any(end_xy != target, axis=1)
     if not moved.any():
-        return lines
+        return lines, end_xy
     coords[where[moved]] = target[moved]
     changed = _distinct(owner[moved])
     mask = np.isin(vline, changed)
     out = lines.copy()
     out[changed] = shapely.linestrings(coords[mask], indices=np.searchsorted(changed, vline[mask]))
     logger.debug("joined %d corridor ends to a nearby end", int(moved.sum()))
-    return out
+    return out, np.where(moved[:, np.newaxis], target, end_xy)
 
 
 def _split_parallels(
