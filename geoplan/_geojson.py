@@ -214,29 +214,27 @@ def _coordinate_chars(values: np.ndarray, chars: np.ndarray, keep: np.ndarray) -
     return negative + digits_before + 1 + decimals
 
 
-def _positions(xy: np.ndarray) -> tuple[str, np.ndarray]:
-    """Return ``"[ x, y ], "`` for every vertex, all in one text, and where each starts.
+def _positions(xy: np.ndarray, last: np.ndarray) -> str:
+    r"""Return ``"[ x, y ], "`` for every vertex, all in one text; ``"[ x, y ]\n"`` if last.
 
-    The second value has one more element than there are vertices: where each vertex's
-    text starts, and then the end.
+    ``last`` says which vertices end their geometry: splitting the text at its line ends
+    gives each geometry's positions.
     """
-    texts = ("[ ", ", ", " ], ")
+    texts = ("[ ", ", ", " ]", ", ")
     width = sum(map(len, texts)) + 2 * _COORDINATE_WIDTH
     chars = np.empty((len(xy), width), dtype=np.uint8)
     keep = np.ones((len(xy), width), dtype=bool)
     column = 0
-    lengths = np.zeros(len(xy), dtype=np.int64)
     for number, text in enumerate(texts):
         chars[:, column : column + len(text)] = np.frombuffer(text.encode("ascii"), np.uint8)
         column += len(text)
-        lengths += len(text)
-        if number < len(texts) - 1:
+        if number < xy.shape[1]:
             place = slice(column, column + _COORDINATE_WIDTH)
-            lengths += _coordinate_chars(xy[:, number], chars[:, place], keep[:, place])
+            _coordinate_chars(xy[:, number], chars[:, place], keep[:, place])
             column += _COORDINATE_WIDTH
-    starts = np.zeros(len(xy) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=starts[1:])
-    return chars[keep].tobytes().decode("ascii"), starts
+    chars[last, -2] = ord("\n")
+    keep[last, -1] = False
+    return chars[keep].tobytes().decode("ascii")
 
 
 def _lonlat(frame: gpd.GeoDataFrame) -> np.ndarray:
@@ -249,12 +247,14 @@ def _lonlat(frame: gpd.GeoDataFrame) -> np.ndarray:
     return np.column_stack(to_lonlat(xy, frame.crs))
 
 
-def _geometry_texts(
-    frame: gpd.GeoDataFrame, before: str = "", after: str = ""
-) -> tuple[np.ndarray, np.ndarray]:
+def _geometry_items(
+    frame: gpd.GeoDataFrame, before: str, after: str
+) -> tuple[list[_Item], np.ndarray]:
     """Return the ``"geometry"`` member of every feature, and which ones to leave to GDAL.
 
-    Each member comes between ``before`` and ``after``.
+    Items of the features' lines (:func:`_compact`), from ``before`` to ``after``: the
+    texts around the positions are the same in every line when the features shown are
+    all points or all line strings (the lines of those left to GDAL are replaced).
 
     Left to GDAL: anything but points and line strings (or no geometry), empty or 3D
     geometries, coordinates out of bounds, lines that might cross the date line, and lines
@@ -281,18 +281,27 @@ def _geometry_texts(
         extent = high - low
         odd |= (kinds == 1) & ((extent[:, 0] >= limits[0]) | (extent.max(axis=1) < _COLLAPSE))
     shown = ~odd & (kinds >= 0)
+    last = np.zeros(len(xy), dtype=bool)
+    last[first[1:][shown] - 1] = True
     vertex = np.repeat(shown, counts)
-    text, starts = _positions(xy[vertex])
-    ends = np.cumsum(counts[shown])
-    begin, end = starts[ends - counts[shown]].tolist(), (starts[ends] - 2).tolist()
+    positions = np.full(len(geometries), "", dtype=object)
+    positions[shown] = _positions(xy[vertex], last[vertex]).split("\n")[:-1]
+    point = kinds == 0
+    members = (
+        ('{ "type": "Point", "coordinates": ', " }"),
+        ('{ "type": "LineString", "coordinates": [ ', " ] }"),
+    )
+    for kind, (start, end) in enumerate(members):
+        if (kinds[~odd] == kind).all():  # all shown alike, none missing
+            return [before + start, _Column(positions), end + after], odd
     out = np.full(len(geometries), f"{before}null{after}", dtype=object)
     out[shown] = [
-        f'{before}{{ "type": "Point", "coordinates": {text[b:e]} }}{after}'
-        if point
-        else f'{before}{{ "type": "LineString", "coordinates": [ {text[b:e]} ] }}{after}'
-        for point, b, e in zip((kinds[shown] == 0).tolist(), begin, end, strict=True)
+        f"{before}{members[0][0]}{text}{members[0][1]}{after}"
+        if is_point
+        else f"{before}{members[1][0]}{text}{members[1][1]}{after}"
+        for is_point, text in zip(point[shown].tolist(), positions[shown].tolist(), strict=True)
     ]
-    return out, odd
+    return [_Column(out)], odd
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,6 +335,15 @@ def _coded(codes: np.ndarray, texts: list[str]) -> _Column:
     return _Column(np.array(texts, dtype=object), codes)
 
 
+def _few_distinct(values: list[str]) -> bool:
+    """Whether a column's first values (:data:`_SAMPLE`) say its distinct values are few.
+
+    Then a column is worth :func:`pandas.factorize`: not a column of ids.
+    """
+    sample = values[:_SAMPLE]
+    return len(set(sample)) * _FEW <= len(sample)
+
+
 def _text_column(array: np.ndarray) -> tuple[list[_Item], np.ndarray]:
     """Return a text column's items (quotes and texts) and which values to leave to GDAL.
 
@@ -336,8 +354,7 @@ def _text_column(array: np.ndarray) -> tuple[list[_Item], np.ndarray]:
     joined = "".join(values)
     if _ESCAPED.search(joined) is None and not any(c in joined for c in _JSON_STARTS):
         column = _Column(array)
-        sample = values[:_SAMPLE]
-        if len(set(sample)) * _FEW <= len(sample):  # few distinct texts: shared
+        if _few_distinct(values):  # shared
             codes, uniques = pd.factorize(array)
             column = _Column(uniques.astype(object), codes)
         return ['"', column, '"'], np.zeros(len(array), dtype=bool)
@@ -431,8 +448,8 @@ def _feature_pieces(frame: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray] | 
     items.append((" }" if columns else "}") + ', "geometry": ')
     items = _compact(items, len(frame))
     before = items.pop() if isinstance(items[-1], str) else ""
-    geometry, odd_geometry = _geometry_texts(frame, before, " },\n")
-    items.append(_Column(geometry))
+    geometry, odd_geometry = _geometry_items(frame, before, " },\n")
+    items = _compact(items + geometry, len(frame))
     return _matrix(items, len(frame)), odd | odd_geometry
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 from openpyxl.utils import get_column_letter
 from pandas.api.types import infer_dtype
 
-from ._geojson import _Column, _compact, _Item, _matrix
+from ._geojson import _Column, _compact, _few_distinct, _Item, _matrix
 
 if TYPE_CHECKING:
     from openpyxl.worksheet.worksheet import Worksheet
@@ -48,21 +48,21 @@ def _display_width(value: object) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class _Texts:
-    """The distinct texts of a column, and what the workbook writer needs to know of them.
+    """The texts of a column, and what the workbook writer needs to know of them.
 
     Parameters
     ----------
     codes
-        Each row's index into ``texts``.
+        Each row's index into ``texts``; None when ``texts`` holds one text per row.
     texts
-        The distinct texts, ``&``, ``<`` and ``>`` escaped for XML.
+        The distinct texts (or every row's), ``&``, ``<`` and ``>`` escaped for XML.
     plain
         Whether openpyxl writes every text as it is (see :func:`_texts`).
     widest
         The largest :func:`_display_width`.
     """
 
-    codes: np.ndarray
+    codes: np.ndarray | None
     texts: list[str]
     plain: bool
     widest: int
@@ -87,17 +87,21 @@ def _spaces(points: np.ndarray) -> np.ndarray:
 
 
 def _texts(values: np.ndarray) -> _Texts | None:
-    """Return the distinct texts of an object array and their facts; None unless all text.
+    """Return the texts of an object array and their facts; None unless all text.
 
     All the texts are looked at together, with numpy: a city's sheets hold millions of
-    cells.
+    cells. The distinct ones only, unless the column looks like one of ids
+    (:func:`geoplan._geojson._few_distinct`).
     """
     if len(values) == 0:
         return _Texts(np.zeros(0, dtype=np.intp), [], plain=True, widest=0)
     if infer_dtype(values, skipna=False) != "string":
         return None
-    codes, uniques = pd.factorize(values)
-    texts: list[str] = list(uniques)
+    texts: list[str] = values.tolist()
+    codes: np.ndarray | None = None
+    if _few_distinct(texts):
+        codes, uniques = pd.factorize(values)
+        texts = list(uniques)
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
     ends = np.cumsum(lengths)
     starts = ends - lengths
