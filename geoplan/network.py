@@ -368,7 +368,11 @@ def _sorted_codes(values: pd.Series) -> IntArray:
     codes, distinct = pd.factorize(values)
     if pd.api.types.infer_dtype(distinct, skipna=False) != "string":
         return pd.factorize(values, sort=True)[0]
-    order = np.argsort(np.asarray(distinct, dtype=np.dtypes.StringDType()), kind="stable")
+    try:
+        text = np.asarray(distinct, dtype=np.dtypes.StringDType())
+    except UnicodeEncodeError:  # a lone surrogate (no UTF-8 form): Python's own order
+        return pd.factorize(values, sort=True)[0]
+    order = np.argsort(text, kind="stable")
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     return rank[codes]

@@ -492,3 +492,11 @@ def test_codes_of_other_values_are_those_of_a_sorted_factorize() -> None:
 
     values = pd.Series(np.array([3, 1, 2, 1], dtype=object))
     np.testing.assert_array_equal(_sorted_codes(values), [2, 0, 1, 0])
+
+
+def test_codes_of_text_with_a_lone_surrogate_are_those_of_a_sorted_factorize() -> None:
+    """Such text has no UTF-8 form for numpy's strings: Python's order is taken."""
+    from geoplan.network import _sorted_codes
+
+    values = pd.Series(np.array(["b", "\ud800", "a", "b"], dtype=object))
+    np.testing.assert_array_equal(_sorted_codes(values), pd.factorize(values, sort=True)[0])
