@@ -262,13 +262,30 @@ def _pairs_within(
     corners = shapely.bounds(geoms).reshape(-1, 2, 2) + np.array([[-reach], [reach]])
     gi, ii = _query_in_threads(tree, shapely.linestrings(corners))  # diagonals: cheaper than boxes
     dist = _in_threads(shapely.distance, geoms[gi], items[ii])
+    within = _within_distance(dist, distance_m, geoms, items, (gi, ii))
+    return gi[within], ii[within], dist[within]
+
+
+def _within_distance(
+    dist: FloatArray,
+    distance_m: float,
+    geoms: GeomArray,
+    items: GeomArray,
+    pairs: tuple[IntArray, IntArray],
+) -> BoolArray:
+    """Which pairs ``(geoms[gi], items[ii])`` at distances ``dist`` are within ``distance_m``.
+
+    As ``shapely.dwithin`` of a prepared geometry tells: by the distance, and by that
+    test itself for the rare pair within ``_BAND_M`` of the limit.
+    """
+    gi, ii = pairs
     within = dist <= distance_m - _BAND_M
-    band = np.flatnonzero(~within & (dist <= reach))
+    band = np.flatnonzero(~within & (dist <= distance_m + _BAND_M))
     if band.size:
         copies = shapely.from_wkb(shapely.to_wkb(geoms[gi[band]]))  # prepared, not the caller's
         shapely.prepare(copies)
         within[band] = shapely.dwithin(copies, items[ii[band]], distance_m)
-    return gi[within], ii[within], dist[within]
+    return within
 
 
 def _road_crossings(lines: GeomArray, road_tree: shapely.STRtree | None) -> FloatArray:

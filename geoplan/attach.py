@@ -16,7 +16,9 @@ and lattices.
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,8 +30,10 @@ import pyproj
 import shapely
 
 from ._geometry import (
+    _BAND_M,
     _CANDIDATE_EDGES,
     _GRID_M,
+    _SHORT_REACH_M,
     OPEN_SURFACE,
     BoolArray,
     FloatArray,
@@ -45,10 +49,11 @@ from ._geometry import (
     _end_coords,
     _group_rank,
     _in_threads,
-    _k_nearest_within,
     _metric_crs,
+    _on_two_threads,
     _road_crossings,
     _segments,
+    _within_distance,
 )
 from ._graph import GraphArrays
 from ._lattice import open_ground_patches
@@ -223,15 +228,13 @@ def _corridor_links(
     ``ends`` are the lower and higher node of each edge, ``geoms`` their lines (any
     orientation), both sorted by ``ends``.
     """
-    pi, ei, dist = _k_nearest_within(
-        shapely.STRtree(geoms), geoms, pts, ctx.reach_m, _CANDIDATE_EDGES
-    )
+    xy = shapely.get_coordinates(pts)
+    pi, ei, dist = _nearest_edges(geoms, pts, xy, ctx.reach_m, _CANDIDATE_EDGES)
     if not pi.size:
         return None, next_id
     eu, ev = ends
     lines = _LowerFirst(geoms.copy(), np.zeros(len(geoms), dtype=bool))
     along = np.full(len(pi), np.nan)
-    xy = shapely.get_coordinates(pts)
     exempt_keys = _containing(pts, ctx.polygons, ctx.tree)
     # A point takes its nearest edge whose connector is free; test rank by rank.
     rank = _group_rank(pi)
@@ -641,3 +644,210 @@ def _split_edge_rows(
         "road_crossings": share,
         "geometry": geometry,
     }
+
+
+# ------------------------------------------------------------- nearest edges, on a grid
+
+_CELL_REACHES = 2.0  # a grid cell of the nearest-edge search is this many reaches wide
+_MAX_CELLS = 1 << 22  # cells are widened so that the grid has at most this many
+_FIRST_CAPACITY = 1 << 16  # pairs a search's buffer holds before it grows
+
+
+def _nearest_edges(
+    geoms: GeomArray, pts: GeomArray, xy: FloatArray, reach_m: float, k: int
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """``_k_nearest_within(shapely.STRtree(geoms), geoms, pts, reach_m, k)``, found faster.
+
+    The same (point, edge, distance) rows, sorted by point, distance, edge: the edges
+    whose boxes reach the point's box (``xy`` widened by the reach) are found on a grid
+    of cells (no tree, no geometry per box), GEOS measures each such pair once (points
+    first, as the tree's search does), and one
+    compiled pass per point keeps its ``k`` nearest within the short reach if it has
+    that many there, else within the whole reach, as the two searches of
+    :func:`geoplan._geometry._k_nearest_within` do.
+    """
+    kernels = _kernels()
+    box_m = reach_m + _BAND_M
+    bounds = shapely.bounds(geoms)
+    lo, hi = bounds[:, :2], bounds[:, 2:]
+    grid = _Grid.make(lo, hi, box_m)
+    start, members = kernels.cell_members(grid.first(lo), grid.last(hi), grid.rows, grid.cells)
+    boxes = (np.ascontiguousarray(lo), np.ascontiguousarray(hi), box_m)
+    cells = (start, members, grid.origin, grid.cell_m, grid.cols, grid.rows)
+
+    def search(p0: int, p1: int) -> tuple[IntArray, IntArray]:
+        seen = np.full(len(geoms), -1, dtype=np.int64)
+        return kernels.box_pairs(xy, (p0, p1), boxes, cells, seen)
+
+    (g1, i1), (g2, i2), _ = _on_two_threads(len(xy), search)
+    gi, ii = np.concatenate([g1, g2]), np.concatenate([i1, i2])
+    dist = _in_threads(shapely.distance, pts[gi], geoms[ii])
+    short = min(reach_m, _SHORT_REACH_M)
+    near = _within_distance(dist, short, pts, geoms, (gi, ii))
+    far = _within_distance(dist, reach_m, pts, geoms, (gi, ii)) if short < reach_m else near
+    return kernels.k_nearest(gi, ii, dist, (near, far), k)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Square cells of ``cell_m`` from ``origin``, ``cols`` by ``rows``, over boxes."""
+
+    origin: FloatArray
+    cell_m: float
+    cols: int
+    rows: int
+
+    @property
+    def cells(self) -> int:
+        """Number of cells."""
+        return self.cols * self.rows
+
+    @classmethod
+    def make(cls, lo: FloatArray, hi: FloatArray, reach_m: float) -> _Grid:
+        """Lay a grid over the boxes ``lo``-``hi``, cells about two reaches wide."""
+        origin = lo.min(axis=0)
+        span = hi.max(axis=0) - origin
+        cell_m = max(_CELL_REACHES * reach_m, float(np.prod(span) / _MAX_CELLS) ** 0.5)
+        cols, rows = (np.floor(span / cell_m).astype(np.int64) + 1).tolist()
+        return cls(origin=origin, cell_m=cell_m, cols=cols, rows=rows)
+
+    def first(self, lo: FloatArray) -> IntArray:
+        """Return the lowest cell (column, row) each box reaches."""
+        return np.floor((lo - self.origin) / self.cell_m).astype(np.int64)
+
+    def last(self, hi: FloatArray) -> IntArray:
+        """Return the highest cell (column, row) each box reaches."""
+        return np.floor((hi - self.origin) / self.cell_m).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class _Kernels:
+    """The compiled kernels of the nearest-edge search."""
+
+    cell_members: Any
+    box_pairs: Any
+    k_nearest: Any
+
+
+@functools.cache
+def _kernels() -> _Kernels:
+    """Compile the kernels of the nearest-edge search (numba is imported only here)."""
+    import numba  # only a city's arrays need it
+
+    jit = numba.njit(cache=True, nogil=True)
+    return _Kernels(jit(_cell_members), jit(_box_pairs), jit(_k_nearest))
+
+
+def _cell_members(
+    first: IntArray, last: IntArray, rows: int, n_cells: int
+) -> tuple[IntArray, IntArray]:
+    """Put the boxes in cells: cell ``c`` holds ``members[start[c]:start[c + 1]]``."""
+    start = np.zeros(n_cells + 1, dtype=np.int64)
+    for b in range(len(first)):
+        for cx in range(first[b, 0], last[b, 0] + 1):
+            for cy in range(first[b, 1], last[b, 1] + 1):
+                start[cx * rows + cy + 1] += 1
+    for c in range(n_cells):
+        start[c + 1] += start[c]
+    fill = start[:-1].copy()
+    members = np.empty(start[-1], dtype=np.int64)
+    for b in range(len(first)):
+        for cx in range(first[b, 0], last[b, 0] + 1):
+            for cy in range(first[b, 1], last[b, 1] + 1):
+                members[fill[cx * rows + cy]] = b
+                fill[cx * rows + cy] += 1
+    return start, members
+
+
+def _box_pairs(
+    xy: FloatArray,
+    span: tuple[int, int],
+    boxes: tuple[FloatArray, FloatArray, float],
+    cells: tuple[IntArray, IntArray, FloatArray, float, int, int],
+    seen: IntArray,
+) -> tuple[IntArray, IntArray]:
+    """Find the pairs (point, box) of points ``span`` whose boxes (``xy`` ± ``box_m``) meet.
+
+    Boxes ``lo``-``hi`` (``boxes`` = lo, hi, box_m) are closed, as a tree query finds
+    them; a pair whose boxes are farther apart than ``box_m`` plus ``_BAND_M`` (nearest
+    points) is left out: no distance can make it within reach. Grouped by point.
+    ``seen`` (one per box, all negative) marks the boxes a point has tested.
+    """
+    lo, hi, box_m = boxes
+    start, members, origin, cell_m, cols, rows = cells
+    limit = (box_m + _BAND_M) ** 2
+    out_p = np.empty(_FIRST_CAPACITY, dtype=np.int64)
+    out_b = np.empty(_FIRST_CAPACITY, dtype=np.int64)
+    m = 0
+    for p in range(span[0], span[1]):
+        x0, y0 = xy[p, 0] + -box_m, xy[p, 1] + -box_m
+        x1, y1 = xy[p, 0] + box_m, xy[p, 1] + box_m
+        c0 = max(math.floor((x0 - origin[0]) / cell_m), 0)
+        c1 = min(math.floor((x1 - origin[0]) / cell_m), cols - 1)
+        r0 = max(math.floor((y0 - origin[1]) / cell_m), 0)
+        r1 = min(math.floor((y1 - origin[1]) / cell_m), rows - 1)
+        for cx in range(c0, c1 + 1):
+            for cy in range(r0, r1 + 1):
+                c = cx * rows + cy
+                for at in range(start[c], start[c + 1]):
+                    b = members[at]
+                    if seen[b] == p:
+                        continue
+                    seen[b] = p
+                    if lo[b, 0] > x1 or hi[b, 0] < x0 or lo[b, 1] > y1 or hi[b, 1] < y0:
+                        continue
+                    dx = max(lo[b, 0] - xy[p, 0], xy[p, 0] - hi[b, 0], 0.0)
+                    dy = max(lo[b, 1] - xy[p, 1], xy[p, 1] - hi[b, 1], 0.0)
+                    if dx * dx + dy * dy > limit:
+                        continue
+                    if m == len(out_p):
+                        out_p = np.concatenate((out_p, np.empty(len(out_p), dtype=np.int64)))
+                        out_b = np.concatenate((out_b, np.empty(len(out_b), dtype=np.int64)))
+                    out_p[m], out_b[m] = p, b
+                    m += 1
+    return out_p[:m], out_b[:m]
+
+
+def _k_nearest(
+    gi: IntArray, ii: IntArray, dist: FloatArray, within: tuple[BoolArray, BoolArray], k: int
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """Each point's ``k`` nearest items, by (distance, item), from ``near`` or ``far``.
+
+    ``within`` = (near, far): a point with ``k`` pairs near takes them, another its far
+    ones. Pairs ``gi``, ``ii`` are grouped by point (ascending).
+    """
+    near, far = within
+    n = len(gi)
+    out_p = np.empty(n, dtype=np.int64)
+    out_i = np.empty(n, dtype=np.int64)
+    out_d = np.empty(n, dtype=np.float64)
+    best_i = np.empty(k, dtype=np.int64)
+    best_d = np.empty(k, dtype=np.float64)
+    m = 0
+    g0 = 0
+    while g0 < n:
+        g1 = g0
+        count = 0
+        while g1 < n and gi[g1] == gi[g0]:
+            count += near[g1]
+            g1 += 1
+        use = near if count >= k else far
+        kept = 0
+        for q in range(g0, g1):
+            if not use[q]:
+                continue
+            d, i = dist[q], ii[q]
+            at = kept
+            while at > 0 and (best_d[at - 1] > d or (best_d[at - 1] == d and best_i[at - 1] > i)):
+                at -= 1
+            if at >= k:
+                continue
+            for s in range(min(kept, k - 1), at, -1):
+                best_d[s], best_i[s] = best_d[s - 1], best_i[s - 1]
+            best_d[at], best_i[at] = d, i
+            kept = min(kept + 1, k)
+        for s in range(kept):
+            out_p[m], out_i[m], out_d[m] = gi[g0], best_i[s], best_d[s]
+            m += 1
+        g0 = g1
+    return out_p[:m], out_i[:m], out_d[:m]

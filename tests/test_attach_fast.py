@@ -1,0 +1,52 @@
+"""The nearest-edge search of attach_arrays finds what the tree search finds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapely
+
+from geoplan._geometry import _k_nearest_within
+from geoplan.attach import _nearest_edges
+
+_EDGES = 3000
+_POINTS = 800
+_SIDE_M = 2000.0
+_K = 4
+
+
+def _city(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random short lines (some of them long), points among them, some on a line or far out."""
+    rng = np.random.default_rng(seed)
+    start = rng.uniform(0, _SIDE_M, (_EDGES, 2)).round(1)
+    step = rng.normal(0, 20, (_EDGES, 2)).round(1)
+    step[:10] *= 40  # a few long lines reach many grid cells
+    mid = start + step / 2 + rng.normal(0, 3, (_EDGES, 2)).round(1)
+    lines = shapely.linestrings(np.stack([start, mid, start + step], axis=1))
+    xy = rng.uniform(-100, _SIDE_M + 100, (_POINTS, 2)).round(1)
+    xy[:50] = start[:50]  # on an edge's end: ties at distance 0
+    xy[50:60] = (start[60:70] + start[70:80]) / 2
+    xy[60:65] = [-5000, -5000]  # nothing in reach
+    return lines, shapely.points(xy), xy
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("reach_m", [5.0, 10.0, 60.0])
+def test_nearest_edges_match_tree_search(seed: int, reach_m: float) -> None:
+    lines, pts, xy = _city(seed)
+    want = _k_nearest_within(shapely.STRtree(lines), lines, pts, reach_m, _K)
+    got = _nearest_edges(lines, pts, xy, reach_m, _K)
+    assert len(want[0]) > _POINTS // 8  # many points find edges
+    for a, b in zip(want, got, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_nearest_edges_break_ties_by_edge() -> None:
+    # Five equal lines through the point: the four lowest rows are kept, nearest first.
+    base = shapely.linestrings([[0, 0], [10, 0]])
+    lines = np.array([shapely.linestrings([[0, 1], [10, 1]]), *[base] * 5], dtype=object)
+    pts = shapely.points([[5.0, 0.0]])
+    pi, ei, dist = _nearest_edges(lines, pts, np.array([[5.0, 0.0]]), 60.0, _K)
+    assert pi.tolist() == [0] * _K
+    assert ei.tolist() == [1, 2, 3, 4]
+    assert dist.tolist() == [0.0] * _K
