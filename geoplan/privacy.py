@@ -264,11 +264,12 @@ def _maybe_personal(values: np.ndarray) -> np.ndarray:
     mask = np.zeros(len(values), dtype=bool)
     if infer_dtype(values, skipna=False) == "string":
         rows = np.arange(len(values))
+        texts = values.tolist()  # all of them: no copy of the array first
     else:
         rows = np.flatnonzero([isinstance(v, str) for v in values])
+        texts = values[rows].tolist()
     if not len(rows):
         return mask
-    texts = values[rows].tolist()
     if max(map(len, texts)) < _RUN_DIGITS:  # ids, codes, words: too short to hold a run
         return mask
     joined = "\n".join(texts)  # a line break ends every run
