@@ -300,18 +300,24 @@ def _segments(a: FloatArray, b: FloatArray) -> GeomArray:
 
 
 def _cut_lines(
-    lines: GeomArray, cut_line: IntArray, cut_dist: FloatArray
+    lines: GeomArray,
+    cut_line: IntArray,
+    cut_dist: FloatArray,
+    cut_xy: FloatArray | None = None,
 ) -> tuple[GeomArray, IntArray, FloatArray]:
     """Cut lines at distances along them, all at once.
 
     ``cut_line``/``cut_dist`` must be sorted by line then distance, distinct, and strictly
-    inside each line. Returns the pieces ordered by line then position, each piece's
+    inside each line. ``cut_xy``, if given, are the cut points as
+    ``shapely.line_interpolate_point`` puts them (a caller that has them already saves
+    making them again). Returns the pieces ordered by line then position, each piece's
     line, and the cut points' coordinates (in the order of the cuts).
     """
     n = len(lines)
-    cut_xy = shapely.get_coordinates(
-        _in_threads(shapely.line_interpolate_point, lines[cut_line], cut_dist)
-    )
+    if cut_xy is None:
+        cut_xy = shapely.get_coordinates(
+            _in_threads(shapely.line_interpolate_point, lines[cut_line], cut_dist)
+        )
     coords, vline = shapely.get_coordinates(lines, return_index=True)
     step = np.hypot(*np.diff(coords, axis=0).T)
     step[vline[1:] != vline[:-1]] = 0.0

@@ -58,6 +58,7 @@ from ._geometry import (
 from ._graph import GraphArrays
 from ._lattice import open_ground_patches
 from .errors import CRSError, LayerError, Problem
+from .layers import _collector_paused
 from .settings import Settings
 
 logger = logging.getLogger("geoplan.network")
@@ -226,16 +227,21 @@ def _corridor_links(
     """Find for each point the nearest corridor edge it may join and where; next node id.
 
     ``ends`` are the lower and higher node of each edge, ``geoms`` their lines (any
-    orientation), both sorted by ``ends``.
+    orientation), both sorted by ``ends``; ``geoms`` is the caller's to give up: lines
+    are turned in it.
     """
     xy = shapely.get_coordinates(pts)
     pi, ei, dist = _nearest_edges(geoms, pts, xy, ctx.reach_m, _CANDIDATE_EDGES)
     if not pi.size:
         return None, next_id
     eu, ev = ends
-    lines = _LowerFirst(geoms.copy(), np.zeros(len(geoms), dtype=bool))
+    lines = _LowerFirst(geoms, np.zeros(len(geoms), dtype=bool))  # geoms are ours to turn
     along = np.full(len(pi), np.nan)
+    proj_xy = np.full((len(pi), 2), np.nan)  # where each tested point meets its edge
     exempt_keys = _containing(pts, ctx.polygons, ctx.tree)
+    barriers = (
+        _BoxGrid.make(shapely.bounds(ctx.polygons), ctx.reach_m) if len(ctx.polygons) else None
+    )
     # A point takes its nearest edge whose connector is free; test rank by rank.
     rank = _group_rank(pi)
     chosen_at = np.full(len(pts), -1, dtype=np.int64)
@@ -246,9 +252,9 @@ def _corridor_links(
         edge_lines = lines.take(ei[test], ends=ends, node_xy=node_xy)
         along[test] = _in_threads(shapely.line_locate_point, edge_lines, pts[pi[test]])
         proj = _in_threads(shapely.line_interpolate_point, edge_lines, along[test])
-        connectors = _segments(xy[pi[test]], shapely.get_coordinates(proj))
-        exempt = (pi[test].astype(np.int64), exempt_keys)
-        blocked = _crosses_interior(connectors, ctx.polygons, ctx.tree, exempt)
+        proj_xy[test] = shapely.get_coordinates(proj)
+        tips = (xy[pi[test]], proj_xy[test])
+        blocked = _blocked_connectors(ctx, barriers, tips, (pi[test], exempt_keys))
         free = test[~(blocked & (dist[test] > _GRID_M))]
         chosen_at[pi[free]] = free
     chosen = chosen_at[chosen_at >= 0]
@@ -267,7 +273,10 @@ def _corridor_links(
         uniq, rep, inverse = np.unique(bucket, axis=0, return_index=True, return_inverse=True)
         cut_edges, cut_line = np.unique(uniq[:, 0], return_inverse=True)
         cut_dist = calong[inner][rep]
-        pieces, piece_line, cut_xy = _cut_lines(geoms[cut_edges], cut_line.ravel(), cut_dist)
+        cut_at = proj_xy[chosen[inner][rep]]  # the same line and distance: the same point
+        pieces, piece_line, cut_xy = _cut_lines(
+            geoms[cut_edges], cut_line.ravel(), cut_dist, cut_at
+        )
         cut_nodes = next_id + np.arange(len(uniq))
         next_id += len(uniq)
         at[inner] = cut_nodes[inverse.ravel()]
@@ -470,6 +479,14 @@ def attach_arrays(
     nodes
         The node of each connected point, by id.
     """
+    with _collector_paused():  # a city's attaching makes a million geometries
+        return _attach_arrays(arrays, points, barriers=barriers, settings=settings)
+
+
+def _attach_arrays(
+    arrays: GraphArrays, points: gpd.GeoDataFrame, *, barriers: gpd.GeoSeries, settings: Settings
+) -> tuple[GraphArrays, dict[str, int]]:
+    """:func:`attach_arrays` itself."""
     crs = _metric_crs(arrays.crs, "routing graph")
     if points.crs is None or not crs.equals(pyproj.CRS.from_user_input(points.crs)):
         msg = f"points are in {points.crs}, the routing graph in {crs.name}; reproject them"
@@ -661,63 +678,95 @@ def _nearest_edges(
     The same (point, edge, distance) rows, sorted by point, distance, edge: the edges
     whose boxes reach the point's box (``xy`` widened by the reach) are found on a grid
     of cells (no tree, no geometry per box), GEOS measures each such pair once (points
-    first, as the tree's search does), and one
-    compiled pass per point keeps its ``k`` nearest within the short reach if it has
-    that many there, else within the whole reach, as the two searches of
-    :func:`geoplan._geometry._k_nearest_within` do.
+    first, as the tree's search does), and one compiled pass per point keeps its ``k``
+    nearest within the short reach if it has that many there, else within the whole
+    reach, as the two searches of :func:`geoplan._geometry._k_nearest_within` do.
     """
-    kernels = _kernels()
     box_m = reach_m + _BAND_M
-    bounds = shapely.bounds(geoms)
-    lo, hi = bounds[:, :2], bounds[:, 2:]
-    grid = _Grid.make(lo, hi, box_m)
-    start, members = kernels.cell_members(grid.first(lo), grid.last(hi), grid.rows, grid.cells)
-    boxes = (np.ascontiguousarray(lo), np.ascontiguousarray(hi), box_m)
-    cells = (start, members, grid.origin, grid.cell_m, grid.cols, grid.rows)
-
-    def search(p0: int, p1: int) -> tuple[IntArray, IntArray]:
-        seen = np.full(len(geoms), -1, dtype=np.int64)
-        return kernels.box_pairs(xy, (p0, p1), boxes, cells, seen)
-
-    (g1, i1), (g2, i2), _ = _on_two_threads(len(xy), search)
-    gi, ii = np.concatenate([g1, g2]), np.concatenate([i1, i2])
+    edges = _BoxGrid.make(shapely.bounds(geoms), box_m)
+    gi, ii = edges.meeting(xy + -box_m, xy + box_m)
+    # A pair whose boxes are farther apart than the reach (plus a hair) is not within it.
+    gap = np.maximum(np.maximum(edges.lo[ii] - xy[gi], xy[gi] - edges.hi[ii]), 0.0)
+    close = np.flatnonzero(np.einsum("ij,ij->i", gap, gap) <= (box_m + _BAND_M) ** 2)
+    gi, ii = gi[close], ii[close]
     dist = _in_threads(shapely.distance, pts[gi], geoms[ii])
     short = min(reach_m, _SHORT_REACH_M)
     near = _within_distance(dist, short, pts, geoms, (gi, ii))
     far = _within_distance(dist, reach_m, pts, geoms, (gi, ii)) if short < reach_m else near
-    return kernels.k_nearest(gi, ii, dist, (near, far), k)
+    return _kernels().k_nearest(gi, ii, dist, (near, far), k)
+
+
+def _blocked_connectors(
+    ctx: _Context,
+    barriers: _BoxGrid | None,
+    ends: tuple[FloatArray, FloatArray],
+    exempt: tuple[IntArray, IntArray],
+) -> BoolArray:
+    """:func:`_crosses_interior` of the connectors from ``ends[0]`` to ``ends[1]``.
+
+    ``barriers`` are the boxes of ``ctx.polygons``; only connectors whose box meets one
+    are made into lines and tested (a city has a few in a hundred). ``exempt`` = (each
+    connector's point, the keys of :func:`_containing`).
+    """
+    a, b = ends
+    blocked = np.zeros(len(a), dtype=bool)
+    if barriers is None:
+        return blocked
+    meet, _ = barriers.meeting(np.minimum(a, b), np.maximum(a, b))
+    some = _distinct(meet)
+    if some.size:
+        owners, keys = exempt
+        lines = _segments(a[some], b[some])
+        owned = (owners[some].astype(np.int64), keys)
+        blocked[some] = _crosses_interior(lines, ctx.polygons, ctx.tree, owned)
+    return blocked
 
 
 @dataclass(frozen=True)
-class _Grid:
-    """Square cells of ``cell_m`` from ``origin``, ``cols`` by ``rows``, over boxes."""
+class _BoxGrid:
+    """Boxes ``lo``-``hi`` put in square cells, to find those meeting other boxes.
 
+    Cells are ``cell_m`` wide from ``origin``, ``cols`` by ``rows``; cell ``c`` holds
+    boxes ``members[start[c]:start[c + 1]]``.
+    """
+
+    lo: FloatArray
+    hi: FloatArray
     origin: FloatArray
     cell_m: float
     cols: int
     rows: int
-
-    @property
-    def cells(self) -> int:
-        """Number of cells."""
-        return self.cols * self.rows
+    start: IntArray
+    members: IntArray
 
     @classmethod
-    def make(cls, lo: FloatArray, hi: FloatArray, reach_m: float) -> _Grid:
-        """Lay a grid over the boxes ``lo``-``hi``, cells about two reaches wide."""
-        origin = lo.min(axis=0)
-        span = hi.max(axis=0) - origin
+    def make(cls, bounds: FloatArray, reach_m: float) -> _BoxGrid:
+        """Put boxes (``shapely.bounds``) in cells about two reaches wide."""
+        lo, hi = np.ascontiguousarray(bounds[:, :2]), np.ascontiguousarray(bounds[:, 2:])
+        origin = lo.min(axis=0) if len(lo) else np.zeros(2)
+        span = hi.max(axis=0) - origin if len(lo) else np.zeros(2)
         cell_m = max(_CELL_REACHES * reach_m, float(np.prod(span) / _MAX_CELLS) ** 0.5)
         cols, rows = (np.floor(span / cell_m).astype(np.int64) + 1).tolist()
-        return cls(origin=origin, cell_m=cell_m, cols=cols, rows=rows)
+        first = np.floor((lo - origin) / cell_m).astype(np.int64)
+        last = np.floor((hi - origin) / cell_m).astype(np.int64)
+        start, members = _kernels().cell_members(first, last, rows, cols * rows)
+        return cls(lo, hi, origin, cell_m, cols, rows, start, members)
 
-    def first(self, lo: FloatArray) -> IntArray:
-        """Return the lowest cell (column, row) each box reaches."""
-        return np.floor((lo - self.origin) / self.cell_m).astype(np.int64)
+    def meeting(self, lo: FloatArray, hi: FloatArray) -> tuple[IntArray, IntArray]:
+        """Return the pairs (query, box) of the closed boxes ``lo``-``hi`` and the grid's.
 
-    def last(self, hi: FloatArray) -> IntArray:
-        """Return the highest cell (column, row) each box reaches."""
-        return np.floor((hi - self.origin) / self.cell_m).astype(np.int64)
+        Grouped by query box (ascending), as a tree query finds them; on two threads.
+        """
+        boxes = (self.lo, self.hi)
+        cells = (self.start, self.members, self.origin, self.cell_m, self.cols, self.rows)
+        query = (np.ascontiguousarray(lo), np.ascontiguousarray(hi))
+
+        def search(q0: int, q1: int) -> tuple[IntArray, IntArray]:
+            seen = np.full(len(self.lo), -1, dtype=np.int64)
+            return _kernels().box_pairs(query, (q0, q1), boxes, cells, seen)
+
+        (q1, b1), (q2, b2), _ = _on_two_threads(len(lo), search)
+        return np.concatenate([q1, q2]), np.concatenate([b1, b2])
 
 
 @dataclass(frozen=True)
@@ -760,28 +809,26 @@ def _cell_members(
 
 
 def _box_pairs(
-    xy: FloatArray,
+    query: tuple[FloatArray, FloatArray],
     span: tuple[int, int],
-    boxes: tuple[FloatArray, FloatArray, float],
+    boxes: tuple[FloatArray, FloatArray],
     cells: tuple[IntArray, IntArray, FloatArray, float, int, int],
     seen: IntArray,
 ) -> tuple[IntArray, IntArray]:
-    """Find the pairs (point, box) of points ``span`` whose boxes (``xy`` ± ``box_m``) meet.
+    """Find the pairs (query box, box) of query boxes ``span`` that meet, grouped by query.
 
-    Boxes ``lo``-``hi`` (``boxes`` = lo, hi, box_m) are closed, as a tree query finds
-    them; a pair whose boxes are farther apart than ``box_m`` plus ``_BAND_M`` (nearest
-    points) is left out: no distance can make it within reach. Grouped by point.
-    ``seen`` (one per box, all negative) marks the boxes a point has tested.
+    Boxes ``query`` and ``boxes`` are (lo, hi), closed; ``cells`` are the grid of
+    :class:`_BoxGrid`. ``seen`` (one per box, all negative) marks the boxes a query box
+    has tested.
     """
-    lo, hi, box_m = boxes
+    qlo, qhi = query
+    lo, hi = boxes
     start, members, origin, cell_m, cols, rows = cells
-    limit = (box_m + _BAND_M) ** 2
-    out_p = np.empty(_FIRST_CAPACITY, dtype=np.int64)
+    out_q = np.empty(_FIRST_CAPACITY, dtype=np.int64)
     out_b = np.empty(_FIRST_CAPACITY, dtype=np.int64)
     m = 0
-    for p in range(span[0], span[1]):
-        x0, y0 = xy[p, 0] + -box_m, xy[p, 1] + -box_m
-        x1, y1 = xy[p, 0] + box_m, xy[p, 1] + box_m
+    for q in range(span[0], span[1]):
+        x0, y0, x1, y1 = qlo[q, 0], qlo[q, 1], qhi[q, 0], qhi[q, 1]
         c0 = max(math.floor((x0 - origin[0]) / cell_m), 0)
         c1 = min(math.floor((x1 - origin[0]) / cell_m), cols - 1)
         r0 = max(math.floor((y0 - origin[1]) / cell_m), 0)
@@ -791,21 +838,17 @@ def _box_pairs(
                 c = cx * rows + cy
                 for at in range(start[c], start[c + 1]):
                     b = members[at]
-                    if seen[b] == p:
+                    if seen[b] == q:
                         continue
-                    seen[b] = p
+                    seen[b] = q
                     if lo[b, 0] > x1 or hi[b, 0] < x0 or lo[b, 1] > y1 or hi[b, 1] < y0:
                         continue
-                    dx = max(lo[b, 0] - xy[p, 0], xy[p, 0] - hi[b, 0], 0.0)
-                    dy = max(lo[b, 1] - xy[p, 1], xy[p, 1] - hi[b, 1], 0.0)
-                    if dx * dx + dy * dy > limit:
-                        continue
-                    if m == len(out_p):
-                        out_p = np.concatenate((out_p, np.empty(len(out_p), dtype=np.int64)))
+                    if m == len(out_q):
+                        out_q = np.concatenate((out_q, np.empty(len(out_q), dtype=np.int64)))
                         out_b = np.concatenate((out_b, np.empty(len(out_b), dtype=np.int64)))
-                    out_p[m], out_b[m] = p, b
+                    out_q[m], out_b[m] = q, b
                     m += 1
-    return out_p[:m], out_b[:m]
+    return out_q[:m], out_b[:m]
 
 
 def _k_nearest(

@@ -1,4 +1,4 @@
-"""The nearest-edge search of attach_arrays finds what the tree search finds."""
+"""attach_arrays' grid searches find what the tree searches find."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import shapely
 
-from geoplan._geometry import _k_nearest_within
-from geoplan.attach import _nearest_edges
+from geoplan._geometry import _containing, _Context, _crosses_interior, _k_nearest_within, _segments
+from geoplan.attach import _blocked_connectors, _BoxGrid, _nearest_edges
+from geoplan.settings import Settings
 
 _EDGES = 3000
 _POINTS = 800
@@ -50,3 +51,21 @@ def test_nearest_edges_break_ties_by_edge() -> None:
     assert pi.tolist() == [0] * _K
     assert ei.tolist() == [1, 2, 3, 4]
     assert dist.tolist() == [0.0] * _K
+
+
+def test_blocked_connectors_match_crosses_interior() -> None:
+    # Connectors through, into, beside and far from square barriers; some points inside.
+    rng = np.random.default_rng(3)
+    corner = rng.uniform(0, _SIDE_M, (200, 2))
+    squares = shapely.box(corner[:, 0], corner[:, 1], corner[:, 0] + 15, corner[:, 1] + 15)
+    ctx = _Context.make(np.zeros(0, dtype=object), squares, Settings())
+    a = rng.uniform(0, _SIDE_M, (3000, 2))
+    a[:100] = corner[:100] + 7.5  # inside a barrier: may leave it
+    b = a + rng.normal(0, 25, a.shape)
+    owners = np.arange(len(a))
+    keys = _containing(shapely.points(a), ctx.polygons, ctx.tree)
+    want = _crosses_interior(_segments(a, b), ctx.polygons, ctx.tree, (owners, keys))
+    grid = _BoxGrid.make(shapely.bounds(squares), ctx.reach_m)
+    got = _blocked_connectors(ctx, grid, (a, b), (owners, keys))
+    assert 0 < want.sum() < len(a)
+    np.testing.assert_array_equal(got, want)
