@@ -24,7 +24,7 @@ from .costs import _compound_costs, _sum_by, _trench_shares
 from .electrical import design_load_kw, size_cables
 from .errors import LayerError, Problem
 from .hazards import compound_hazard, rank_priority, score_wires
-from .layers import Layers
+from .layers import Layers, _collector_paused
 from .network import attach_arrays, attach_points, build_arrays
 from .power_flow import check_power_flow as run_power_flow_check
 from .routing import UNSERVED_REASONS, Clock, Routes, route, supply_candidates
@@ -148,6 +148,7 @@ def _removals(
     return present.assign(box_id=box_ids)
 
 
+@_collector_paused()  # a city's plan makes millions of geometries, which it would go over
 def plan(
     layers: Layers,
     *,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import importlib
 from pathlib import Path
 
 import geopandas as gpd
@@ -9,6 +11,7 @@ import pytest
 import shapely
 from shapely.geometry import LineString, Point, box
 
+from geoplan.errors import LayerError, Problem
 from geoplan.layers import Layers, read_layers
 from geoplan.plan import Plan, plan
 from geoplan.settings import load_settings
@@ -309,3 +312,37 @@ def test_a_corridor_marked_no_in_text_carries_neither_box_nor_cable(tmp_path: Pa
     assert served_by(result) == {"S1-M1": "T1"}
     south = shapely.LineString([at(0, 5), at(100, 5)])
     assert result.cables.geometry.iloc[0].distance(south) > 4
+
+
+def test_plan_pauses_the_cyclic_collector_and_leaves_it_as_it_was(
+    sample_layers: Layers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The collector would go over a city's millions of geometries again and again."""
+    plan_module = importlib.import_module("geoplan.plan")
+    real = plan_module.build_arrays
+    seen: list[bool] = []
+
+    def watched(*args: object, **kwargs: object) -> object:
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plan_module, "build_arrays", watched)
+    assert gc.isenabled()
+    plan(sample_layers)
+    assert seen == [False]
+    assert gc.isenabled()
+
+    def fails(*_args: object, **_kwargs: object) -> None:
+        raise LayerError(Problem("cannot be joined", layer="corridors", feature_id="K1"))
+
+    monkeypatch.setattr(plan_module, "build_arrays", fails)
+    with pytest.raises(LayerError):
+        plan(sample_layers)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with pytest.raises(LayerError):
+            plan(sample_layers)
+        assert not gc.isenabled()  # left off, as it was
+    finally:
+        gc.enable()
