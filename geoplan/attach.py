@@ -684,11 +684,8 @@ def _nearest_edges(
     """
     box_m = reach_m + _BAND_M
     edges = _BoxGrid.make(shapely.bounds(geoms), box_m)
-    gi, ii = edges.meeting(xy + -box_m, xy + box_m)
     # A pair whose boxes are farther apart than the reach (plus a hair) is not within it.
-    gap = np.maximum(np.maximum(edges.lo[ii] - xy[gi], xy[gi] - edges.hi[ii]), 0.0)
-    close = np.flatnonzero(np.einsum("ij,ij->i", gap, gap) <= (box_m + _BAND_M) ** 2)
-    gi, ii = gi[close], ii[close]
+    gi, ii = edges.meeting(xy + -box_m, xy + box_m, near=(xy, box_m + _BAND_M))
     dist = _in_threads(shapely.distance, pts[gi], geoms[ii])
     short = min(reach_m, _SHORT_REACH_M)
     near = _within_distance(dist, short, pts, geoms, (gi, ii))
@@ -752,14 +749,18 @@ class _BoxGrid:
         start, members = _kernels().cell_members(first, last, rows, cols * rows)
         return cls(lo, hi, origin, cell_m, cols, rows, start, members)
 
-    def meeting(self, lo: FloatArray, hi: FloatArray) -> tuple[IntArray, IntArray]:
+    def meeting(
+        self, lo: FloatArray, hi: FloatArray, near: tuple[FloatArray, float] | None = None
+    ) -> tuple[IntArray, IntArray]:
         """Return the pairs (query, box) of the closed boxes ``lo``-``hi`` and the grid's.
 
         Grouped by query box (ascending), as a tree query finds them; on two threads.
+        ``near`` = (a point per query, distance): only boxes that near their point.
         """
         boxes = (self.lo, self.hi)
         cells = (self.start, self.members, self.origin, self.cell_m, self.cols, self.rows)
-        query = (np.ascontiguousarray(lo), np.ascontiguousarray(hi))
+        centre, limit = near if near is not None else (lo, np.inf)
+        query = (np.ascontiguousarray(lo), np.ascontiguousarray(hi), centre, limit)
 
         def search(q0: int, q1: int) -> tuple[IntArray, IntArray]:
             seen = np.full(len(self.lo), -1, dtype=np.int64)
@@ -809,7 +810,7 @@ def _cell_members(
 
 
 def _box_pairs(
-    query: tuple[FloatArray, FloatArray],
+    query: tuple[FloatArray, FloatArray, FloatArray, float],
     span: tuple[int, int],
     boxes: tuple[FloatArray, FloatArray],
     cells: tuple[IntArray, IntArray, FloatArray, float, int, int],
@@ -817,11 +818,13 @@ def _box_pairs(
 ) -> tuple[IntArray, IntArray]:
     """Find the pairs (query box, box) of query boxes ``span`` that meet, grouped by query.
 
-    Boxes ``query`` and ``boxes`` are (lo, hi), closed; ``cells`` are the grid of
+    Boxes ``query`` = (lo, hi, point, limit) and ``boxes`` = (lo, hi) are closed; boxes
+    farther than ``limit`` from the query's point are left out. ``cells`` are the grid of
     :class:`_BoxGrid`. ``seen`` (one per box, all negative) marks the boxes a query box
     has tested.
     """
-    qlo, qhi = query
+    qlo, qhi, centre, limit = query
+    limit2 = limit * limit
     lo, hi = boxes
     start, members, origin, cell_m, cols, rows = cells
     out_q = np.empty(_FIRST_CAPACITY, dtype=np.int64)
@@ -842,6 +845,10 @@ def _box_pairs(
                         continue
                     seen[b] = q
                     if lo[b, 0] > x1 or hi[b, 0] < x0 or lo[b, 1] > y1 or hi[b, 1] < y0:
+                        continue
+                    dx = max(lo[b, 0] - centre[q, 0], centre[q, 0] - hi[b, 0], 0.0)
+                    dy = max(lo[b, 1] - centre[q, 1], centre[q, 1] - hi[b, 1], 0.0)
+                    if dx * dx + dy * dy > limit2:
                         continue
                     if m == len(out_q):
                         out_q = np.concatenate((out_q, np.empty(len(out_q), dtype=np.int64)))
