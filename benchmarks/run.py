@@ -308,22 +308,28 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
 
 def compile_kernels() -> float:
-    """Run the numba-compiled search once on a tiny graph; return the seconds it took.
+    """Plan a small city through every compiled path once; return the seconds it took.
 
-    The first run after installing compiles and caches the kernels (a few seconds); the
-    stage times of every size are then those of later runs, as an engineer sees them.
+    The first run after installing compiles and caches the numba kernels (several
+    seconds); the stage times of every size are then those of later runs, as an engineer
+    sees them. The small city takes the paths of a large one (noding by contacts, searches
+    and element-wise calls split over two threads) by lowering their thresholds here.
     """
-    from scipy import sparse
+    from geoplan import _geometry, _localsearch, _noding, _steiner
+    from geoplan.layers import validate_layers
+    from geoplan.plan import plan
 
-    from geoplan._localsearch import search_balls
-    from geoplan._segment_pairs import classify, overlapping
+    from .city import CitySpec, make_city
 
     started = time.perf_counter()
-    ends = np.array([0, 1])
-    matrix = sparse.csr_array((np.array([1, 1]), (ends, ends[::-1])), shape=(2, 2))
-    search_balls(matrix, np.ones(1), np.ones(1), np.array([0]), 1.0)
-    classify((ends, ends[::-1].copy()), (ends, ends), np.zeros((3, 2)), 0.01)
-    overlapping(np.zeros((2, 2)), np.ones((2, 2)))
+    layers = validate_layers(make_city(CitySpec(2_000, seed=1)))
+    with (
+        mock.patch.object(_noding, "_CONTACT_MIN_LINES", 0),
+        mock.patch.object(_localsearch, "_SPLIT_MIN", 2),
+        mock.patch.object(_steiner, "_SPLIT_MIN", 2),
+        mock.patch.object(_geometry, "_THREADED_MIN", 2),
+    ):
+        plan(layers, engine="csgraph")
     return time.perf_counter() - started
 
 
