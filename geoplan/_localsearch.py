@@ -92,27 +92,38 @@ def search_balls(
 
 
 def _joined(parts: list[tuple[np.ndarray, ...]]) -> Balls:
-    """Join the halves' results, renumbering the second half's entries and blocks."""
-    node, count, source, pred, cost, length, ea, eb, row = ([p[i] for p in parts] for i in range(9))
-    offset = 0
-    for k in range(len(parts)):
-        n = len(node[k])
-        source[k] = source[k] + offset
-        pred[k] = np.where(pred[k] >= 0, pred[k] + offset, NO_PRED)
-        ea[k] = ea[k] + offset
-        eb[k] = eb[k] + offset
-        offset += n
-    counts = np.concatenate(count)
+    """Join the halves' results, renumbering the second half's entries and blocks.
+
+    Each array of the result is made once and each half written into its part of it (a
+    city's balls are millions of entries and copy edges: no intermediate arrays).
+    """
+    n = sum(len(part[0]) for part in parts)
+    m = sum(len(part[6]) for part in parts)
+    node, pred = np.empty(n, dtype=np.int64), np.full(n, NO_PRED, dtype=np.int64)
+    cost, length = np.empty(n), np.empty(n)
+    ea, eb, row = (np.empty(m, dtype=np.int64) for _ in range(3))
+    counts, sources = [], []
+    at = edge_at = 0
+    for p_node, p_count, p_source, p_pred, p_cost, p_len, p_ea, p_eb, p_row in parts:
+        here, edges = slice(at, at + len(p_node)), slice(edge_at, edge_at + len(p_ea))
+        node[here], cost[here], length[here], row[edges] = p_node, p_cost, p_len, p_row
+        np.add(p_pred, at, out=pred[here], where=p_pred >= 0)
+        np.add(p_ea, at, out=ea[edges])
+        np.add(p_eb, at, out=eb[edges])
+        counts.append(p_count)
+        sources.append(p_source + at)
+        at, edge_at = here.stop, edges.stop
+    count = np.concatenate(counts)
     copies = Copies(
-        node=np.concatenate(node),
-        block=np.repeat(np.arange(len(counts)), counts),
-        first=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-        source=np.concatenate(source),
-        ea=np.concatenate(ea),
-        eb=np.concatenate(eb),
-        row=np.concatenate(row),
+        node=node,
+        block=np.repeat(np.arange(len(count)), count),
+        first=np.concatenate([[0], np.cumsum(count)]).astype(np.int64),
+        source=np.concatenate(sources),
+        ea=ea,
+        eb=eb,
+        row=row,
     )
-    return Balls(copies, np.concatenate(pred), np.concatenate(cost), np.concatenate(length))
+    return Balls(copies, pred, cost, length)
 
 
 # ----------------------------------------------------------------------- compiled parts
@@ -300,14 +311,14 @@ def _search(
         source_entry[s] = n_out + r
         count[s] = n_ball
         n_out += n_ball
-    return (
-        out_node[:n_out].copy(),
+    return (  # views of the grown buffers: _joined copies them once, into the result
+        out_node[:n_out],
         count,
         source_entry,
-        out_pred[:n_out].copy(),
-        out_cost[:n_out].copy(),
-        out_len[:n_out].copy(),
-        out_ea[:n_edges].copy(),
-        out_eb[:n_edges].copy(),
-        out_row[:n_edges].copy(),
+        out_pred[:n_out],
+        out_cost[:n_out],
+        out_len[:n_out],
+        out_ea[:n_edges],
+        out_eb[:n_edges],
+        out_row[:n_edges],
     )
