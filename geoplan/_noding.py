@@ -36,7 +36,7 @@ import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from . import _geometry
+from . import _geometry, _grid
 from ._geometry import (
     _GRID_M,
     _INTERIOR,
@@ -153,7 +153,7 @@ def _vertex_contacts(
     from . import _segment_pairs  # numba is imported only for a city
 
     # the segments whose boxes, grown by _CLEAR_M, overlap
-    found = _segment_pairs.overlapping(np.minimum(a, b) - _CLEAR_M, np.maximum(a, b) + _CLEAR_M)
+    found = _grid.overlapping(np.minimum(a, b) - _CLEAR_M, np.maximum(a, b) + _CLEAR_M)
     i, j, kind, i_at, j_at = _segment_pairs.classify(found, (seg, line), coords, _CLEAR_M)
     del found
     ends = np.zeros(len(coords), dtype=bool)
@@ -224,10 +224,8 @@ def _geos_pieces_apart(lines: GeomArray) -> GeomArray:
     n = len(lines)
     if n < _geometry._THREADED_MIN:  # read here: the tests lower it
         return _geos_pieces(lines)
-    from . import _segment_pairs
-
     bounds = shapely.bounds(lines)
-    i, j = _segment_pairs.overlapping(bounds[:, :2] - _CLEAR_M, bounds[:, 2:] + _CLEAR_M)
+    i, j = _grid.overlapping(bounds[:, :2] - _CLEAR_M, bounds[:, 2:] + _CLEAR_M)
     _, group = csgraph.connected_components(
         sparse.coo_array((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False
     )

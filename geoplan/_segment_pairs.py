@@ -1,10 +1,9 @@
-"""Which segments of different lines meet, and how, for noding by contacts (numba).
+"""How two segments of different lines meet, for noding by contacts (compiled with numba).
 
-:func:`geoplan._noding._vertex_contacts` needs the pairs of segments whose boxes
-overlap (a million segments of a city give about two million such pairs):
-:func:`overlapping` finds them on a grid of cells, without making a geometry per box
-for a tree; :func:`classify` then sorts them in one compiled pass, where numpy made a
-dozen passes over arrays of that length.
+:func:`geoplan._noding._vertex_contacts` finds the pairs of segments whose boxes
+overlap (:func:`geoplan._grid.overlapping`: about three million for the million
+segments of a city); this sorts them in one compiled pass, where numpy made a dozen
+passes over arrays of that length.
 """
 
 from __future__ import annotations
@@ -21,105 +20,6 @@ FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 CLEAR = 0  # one shared point, and clear of each other elsewhere: split at the point
 APART = 1  # no shared point: whether they pass near each other is for GEOS to tell
 BAD = 2  # anything else: both lines go to GEOS
-
-_CELL_SPAN = 2.0  # a grid cell is this many times the median box's longer side
-
-
-def overlapping(lo: FloatArray, hi: FloatArray) -> tuple[IntArray, IntArray]:
-    """Every pair of boxes that overlap or touch, once each, as (i, j) with i < j.
-
-    Box ``k`` spans ``lo[k]`` to ``hi[k]`` (x, y); the pairs are those a tree query of
-    the boxes against themselves finds (closed intervals), without the box itself and
-    the reversed pairs, in no particular order. The boxes are binned on a grid of cells
-    (:data:`_CELL_SPAN`); a pair is tested in every cell both boxes reach and kept in
-    the one holding the lower-left corner of their overlap. The cells are worked in two
-    halves on two threads.
-    """
-    from ._geometry import _both
-
-    n = len(lo)
-    if n < 2:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    lo = np.ascontiguousarray(lo, dtype=np.float64)
-    hi = np.ascontiguousarray(hi, dtype=np.float64)
-    side = np.max(hi - lo, axis=1)
-    cell_m = _CELL_SPAN * float(np.median(side)) or 1.0
-    origin = lo.min(axis=0)
-    first = np.floor((lo - origin) / cell_m).astype(np.int64)
-    last = np.floor((hi - origin) / cell_m).astype(np.int64)
-    rows = int(last[:, 1].max()) + 1
-    cell, box = _cell_entries(first, last, rows)
-    order = np.argsort(cell, kind="stable")
-    cell, box = cell[order], box[order]
-    run = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1], True])
-    half = int(np.searchsorted(run, len(cell) // 2))
-    entries, boxes, grid = (cell, box), (lo, hi), (origin, cell_m, rows)
-    (i1, j1), (i2, j2) = _both(
-        lambda: _pairs_in_cells(run[: half + 1], entries, boxes, grid),
-        lambda: _pairs_in_cells(run[half:], entries, boxes, grid),
-    )
-    return np.concatenate([i1, i2]), np.concatenate([j1, j2])
-
-
-@numba.njit(cache=True, nogil=True)
-def _cell_entries(first: IntArray, last: IntArray, rows: int) -> tuple[IntArray, IntArray]:
-    """Each box in each cell it reaches: the cell's number (column * rows + row), the box."""
-    n = len(first)
-    size = 0
-    for k in range(n):
-        size += (last[k, 0] - first[k, 0] + 1) * (last[k, 1] - first[k, 1] + 1)
-    cell = np.empty(size, dtype=np.int64)
-    box = np.empty(size, dtype=np.int64)
-    m = 0
-    for k in range(n):
-        for cx in range(first[k, 0], last[k, 0] + 1):
-            for cy in range(first[k, 1], last[k, 1] + 1):
-                cell[m], box[m] = cx * rows + cy, k
-                m += 1
-    return cell, box
-
-
-@numba.njit(cache=True, nogil=True)
-def _pairs_in_cells(
-    run: IntArray,
-    entries: tuple[IntArray, IntArray],
-    boxes: tuple[FloatArray, FloatArray],
-    grid: tuple[FloatArray, float, int],
-) -> tuple[IntArray, IntArray]:
-    """Find the overlapping pairs kept in the cells whose entries start at ``run[:-1]``.
-
-    ``entries`` are (cell, box) sorted by cell, ``boxes`` (lo, hi), ``grid`` the origin,
-    cell size and rows of :func:`overlapping`'s grid. Counts the pairs, then fills them.
-    """
-    cell, box = entries
-    lo, hi = boxes
-    origin, cell_m, rows = grid
-    out_i = np.empty(0, dtype=np.int64)
-    out_j = np.empty(0, dtype=np.int64)
-    for fill in (False, True):
-        m = 0
-        for r in range(len(run) - 1):
-            start, stop = run[r], run[r + 1]
-            for p in range(start, stop):
-                a = box[p]
-                for q in range(p + 1, stop):
-                    b = box[q]
-                    if lo[a, 0] > hi[b, 0] or lo[b, 0] > hi[a, 0]:
-                        continue
-                    if lo[a, 1] > hi[b, 1] or lo[b, 1] > hi[a, 1]:
-                        continue
-                    # kept in the cell of the overlap's lower-left corner only
-                    cx = math.floor((max(lo[a, 0], lo[b, 0]) - origin[0]) / cell_m)
-                    cy = math.floor((max(lo[a, 1], lo[b, 1]) - origin[1]) / cell_m)
-                    if cx * rows + cy != cell[start]:
-                        continue
-                    if fill:
-                        out_i[m], out_j[m] = min(a, b), max(a, b)
-                    m += 1
-        if not fill:
-            out_i = np.empty(m, dtype=np.int64)
-            out_j = np.empty(m, dtype=np.int64)
-    return out_i, out_j
 
 
 @numba.njit(cache=True, nogil=True)

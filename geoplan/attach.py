@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -50,12 +49,12 @@ from ._geometry import (
     _group_rank,
     _in_threads,
     _metric_crs,
-    _on_two_threads,
     _road_crossings,
     _segments,
     _within_distance,
 )
 from ._graph import GraphArrays
+from ._grid import BoxGrid
 from ._lattice import open_ground_patches
 from .errors import CRSError, LayerError, Problem
 from .layers import _collector_paused
@@ -240,7 +239,7 @@ def _corridor_links(
     proj_xy = np.full((len(pi), 2), np.nan)  # where each tested point meets its edge
     exempt_keys = _containing(pts, ctx.polygons, ctx.tree)
     barriers = (
-        _BoxGrid.make(shapely.bounds(ctx.polygons), ctx.reach_m) if len(ctx.polygons) else None
+        BoxGrid.make(shapely.bounds(ctx.polygons), ctx.reach_m) if len(ctx.polygons) else None
     )
     # A point takes its nearest edge whose connector is free; test rank by rank.
     rank = _group_rank(pi)
@@ -665,10 +664,6 @@ def _split_edge_rows(
 
 # ------------------------------------------------------------- nearest edges, on a grid
 
-_CELL_REACHES = 2.0  # a grid cell of the nearest-edge search is this many reaches wide
-_MAX_CELLS = 1 << 22  # cells are widened so that the grid has at most this many
-_FIRST_CAPACITY = 1 << 16  # pairs a search's buffer holds before it grows
-
 
 def _nearest_edges(
     geoms: GeomArray, pts: GeomArray, xy: FloatArray, reach_m: float, k: int
@@ -683,19 +678,19 @@ def _nearest_edges(
     reach, as the two searches of :func:`geoplan._geometry._k_nearest_within` do.
     """
     box_m = reach_m + _BAND_M
-    edges = _BoxGrid.make(shapely.bounds(geoms), box_m)
+    edges = BoxGrid.make(shapely.bounds(geoms), box_m)
     # A pair whose boxes are farther apart than the reach (plus a hair) is not within it.
     gi, ii = edges.meeting(xy + -box_m, xy + box_m, near=(xy, box_m + _BAND_M))
     dist = _in_threads(shapely.distance, pts[gi], geoms[ii])
     short = min(reach_m, _SHORT_REACH_M)
     near = _within_distance(dist, short, pts, geoms, (gi, ii))
     far = _within_distance(dist, reach_m, pts, geoms, (gi, ii)) if short < reach_m else near
-    return _kernels().k_nearest(gi, ii, dist, (near, far), k)
+    return _k_nearest_kernel()(gi, ii, dist, (near, far), k)
 
 
 def _blocked_connectors(
     ctx: _Context,
-    barriers: _BoxGrid | None,
+    barriers: BoxGrid | None,
     ends: tuple[FloatArray, FloatArray],
     exempt: tuple[IntArray, IntArray],
 ) -> BoolArray:
@@ -719,143 +714,12 @@ def _blocked_connectors(
     return blocked
 
 
-@dataclass(frozen=True)
-class _BoxGrid:
-    """Boxes ``lo``-``hi`` put in square cells, to find those meeting other boxes.
-
-    Cells are ``cell_m`` wide from ``origin``, ``cols`` by ``rows``; cell ``c`` holds
-    boxes ``members[start[c]:start[c + 1]]``.
-    """
-
-    lo: FloatArray
-    hi: FloatArray
-    origin: FloatArray
-    cell_m: float
-    cols: int
-    rows: int
-    start: IntArray
-    members: IntArray
-
-    @classmethod
-    def make(cls, bounds: FloatArray, reach_m: float) -> _BoxGrid:
-        """Put boxes (``shapely.bounds``) in cells about two reaches wide."""
-        lo, hi = np.ascontiguousarray(bounds[:, :2]), np.ascontiguousarray(bounds[:, 2:])
-        origin = lo.min(axis=0) if len(lo) else np.zeros(2)
-        span = hi.max(axis=0) - origin if len(lo) else np.zeros(2)
-        cell_m = max(_CELL_REACHES * reach_m, float(np.prod(span) / _MAX_CELLS) ** 0.5)
-        cols, rows = (np.floor(span / cell_m).astype(np.int64) + 1).tolist()
-        first = np.floor((lo - origin) / cell_m).astype(np.int64)
-        last = np.floor((hi - origin) / cell_m).astype(np.int64)
-        start, members = _kernels().cell_members(first, last, rows, cols * rows)
-        return cls(lo, hi, origin, cell_m, cols, rows, start, members)
-
-    def meeting(
-        self, lo: FloatArray, hi: FloatArray, near: tuple[FloatArray, float] | None = None
-    ) -> tuple[IntArray, IntArray]:
-        """Return the pairs (query, box) of the closed boxes ``lo``-``hi`` and the grid's.
-
-        Grouped by query box (ascending), as a tree query finds them; on two threads.
-        ``near`` = (a point per query, distance): only boxes that near their point.
-        """
-        boxes = (self.lo, self.hi)
-        cells = (self.start, self.members, self.origin, self.cell_m, self.cols, self.rows)
-        centre, limit = near if near is not None else (lo, np.inf)
-        query = (np.ascontiguousarray(lo), np.ascontiguousarray(hi), centre, limit)
-
-        def search(q0: int, q1: int) -> tuple[IntArray, IntArray]:
-            seen = np.full(len(self.lo), -1, dtype=np.int64)
-            return _kernels().box_pairs(query, (q0, q1), boxes, cells, seen)
-
-        (q1, b1), (q2, b2), _ = _on_two_threads(len(lo), search)
-        return np.concatenate([q1, q2]), np.concatenate([b1, b2])
-
-
-@dataclass(frozen=True)
-class _Kernels:
-    """The compiled kernels of the nearest-edge search."""
-
-    cell_members: Any
-    box_pairs: Any
-    k_nearest: Any
-
-
 @functools.cache
-def _kernels() -> _Kernels:
-    """Compile the kernels of the nearest-edge search (numba is imported only here)."""
-    import numba  # only a city's arrays need it
+def _k_nearest_kernel() -> Any:
+    """Compile :func:`_k_nearest` (numba is imported only here: a city's arrays need it)."""
+    import numba
 
-    jit = numba.njit(cache=True, nogil=True)
-    return _Kernels(jit(_cell_members), jit(_box_pairs), jit(_k_nearest))
-
-
-def _cell_members(
-    first: IntArray, last: IntArray, rows: int, n_cells: int
-) -> tuple[IntArray, IntArray]:
-    """Put the boxes in cells: cell ``c`` holds ``members[start[c]:start[c + 1]]``."""
-    start = np.zeros(n_cells + 1, dtype=np.int64)
-    for b in range(len(first)):
-        for cx in range(first[b, 0], last[b, 0] + 1):
-            for cy in range(first[b, 1], last[b, 1] + 1):
-                start[cx * rows + cy + 1] += 1
-    for c in range(n_cells):
-        start[c + 1] += start[c]
-    fill = start[:-1].copy()
-    members = np.empty(start[-1], dtype=np.int64)
-    for b in range(len(first)):
-        for cx in range(first[b, 0], last[b, 0] + 1):
-            for cy in range(first[b, 1], last[b, 1] + 1):
-                members[fill[cx * rows + cy]] = b
-                fill[cx * rows + cy] += 1
-    return start, members
-
-
-def _box_pairs(
-    query: tuple[FloatArray, FloatArray, FloatArray, float],
-    span: tuple[int, int],
-    boxes: tuple[FloatArray, FloatArray],
-    cells: tuple[IntArray, IntArray, FloatArray, float, int, int],
-    seen: IntArray,
-) -> tuple[IntArray, IntArray]:
-    """Find the pairs (query box, box) of query boxes ``span`` that meet, grouped by query.
-
-    Boxes ``query`` = (lo, hi, point, limit) and ``boxes`` = (lo, hi) are closed; boxes
-    farther than ``limit`` from the query's point are left out. ``cells`` are the grid of
-    :class:`_BoxGrid`. ``seen`` (one per box, all negative) marks the boxes a query box
-    has tested.
-    """
-    qlo, qhi, centre, limit = query
-    limit2 = limit * limit
-    lo, hi = boxes
-    start, members, origin, cell_m, cols, rows = cells
-    out_q = np.empty(_FIRST_CAPACITY, dtype=np.int64)
-    out_b = np.empty(_FIRST_CAPACITY, dtype=np.int64)
-    m = 0
-    for q in range(span[0], span[1]):
-        x0, y0, x1, y1 = qlo[q, 0], qlo[q, 1], qhi[q, 0], qhi[q, 1]
-        c0 = max(math.floor((x0 - origin[0]) / cell_m), 0)
-        c1 = min(math.floor((x1 - origin[0]) / cell_m), cols - 1)
-        r0 = max(math.floor((y0 - origin[1]) / cell_m), 0)
-        r1 = min(math.floor((y1 - origin[1]) / cell_m), rows - 1)
-        for cx in range(c0, c1 + 1):
-            for cy in range(r0, r1 + 1):
-                c = cx * rows + cy
-                for at in range(start[c], start[c + 1]):
-                    b = members[at]
-                    if seen[b] == q:
-                        continue
-                    seen[b] = q
-                    if lo[b, 0] > x1 or hi[b, 0] < x0 or lo[b, 1] > y1 or hi[b, 1] < y0:
-                        continue
-                    dx = max(lo[b, 0] - centre[q, 0], centre[q, 0] - hi[b, 0], 0.0)
-                    dy = max(lo[b, 1] - centre[q, 1], centre[q, 1] - hi[b, 1], 0.0)
-                    if dx * dx + dy * dy > limit2:
-                        continue
-                    if m == len(out_q):
-                        out_q = np.concatenate((out_q, np.empty(len(out_q), dtype=np.int64)))
-                        out_b = np.concatenate((out_b, np.empty(len(out_b), dtype=np.int64)))
-                    out_q[m], out_b[m] = q, b
-                    m += 1
-    return out_q[:m], out_b[:m]
+    return numba.njit(cache=True, nogil=True)(_k_nearest)
 
 
 def _k_nearest(

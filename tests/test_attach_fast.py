@@ -7,7 +7,8 @@ import pytest
 import shapely
 
 from geoplan._geometry import _containing, _Context, _crosses_interior, _k_nearest_within, _segments
-from geoplan.attach import _blocked_connectors, _BoxGrid, _nearest_edges
+from geoplan._grid import BoxGrid
+from geoplan.attach import _blocked_connectors, _nearest_edges
 from geoplan.settings import Settings
 
 _EDGES = 3000
@@ -65,7 +66,7 @@ def test_blocked_connectors_match_crosses_interior() -> None:
     owners = np.arange(len(a))
     keys = _containing(shapely.points(a), ctx.polygons, ctx.tree)
     want = _crosses_interior(_segments(a, b), ctx.polygons, ctx.tree, (owners, keys))
-    grid = _BoxGrid.make(shapely.bounds(squares), ctx.reach_m)
+    grid = BoxGrid.make(shapely.bounds(squares), ctx.reach_m)
     got = _blocked_connectors(ctx, grid, (a, b), (owners, keys))
     assert 0 < want.sum() < len(a)
     np.testing.assert_array_equal(got, want)

@@ -166,7 +166,7 @@ def test_a_doubled_vertex_on_an_overlap_leaves_no_empty_piece(
 def test_overlapping_boxes_are_those_a_tree_finds(boxes: list[tuple[int, ...]]) -> None:
     """The grid's pairs are exactly a tree query's (touching counts; one long box spans
     many cells; equal boxes pair), once each."""
-    from geoplan._segment_pairs import overlapping
+    from geoplan._grid import overlapping
 
     corner = np.array([b[:2] for b in boxes], dtype=float).reshape(-1, 2) * 2.5 + ORIGIN
     lo = corner
