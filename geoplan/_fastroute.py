@@ -264,7 +264,7 @@ def steiner_routes(
         sub, old_to_new = copies.subset(shared)
         terminal = np.zeros(sub.size, dtype=bool)
         terminal[sub.source] = True
-        in_shared = np.isin(copies.block[end_entry], shared)
+        in_shared = old_to_new[end_entry] >= 0  # -1: outside the shared blocks
         terminal[old_to_new[end_entry[in_shared]]] = True
         tree_pred, tree_len = _mehlhorn(arrays, sub, terminal)
         start[in_shared] = old_to_new[end_entry[in_shared]]
@@ -443,12 +443,10 @@ def trench_sections(
     run_id = np.cumsum(run_start) - 1
     run_len = np.bincount(run_id)
     two = run_len[run_id] == 2
-    first_of_run = np.flatnonzero(run_start)
     pa = end_edge[korder][two & run_start]
     pb = end_edge[korder][np.flatnonzero(two & run_start) + 1]
     link = sparse.coo_array((np.ones(len(pa)), (pa, pb)), shape=(m, m))
     n_parts, part = csgraph.connected_components(link, directed=False)
-    del first_of_run
     merged, first_xy = _merge_parts(arrays.geometry[used], part, n_parts)
     part_group = np.zeros(n_parts, dtype=np.int64)
     part_group[part] = group

@@ -170,17 +170,12 @@ _COORDINATE_WIDTH = 1 + 3 + 1 + PRECISION
 _HIGH_DECIMALS = 10**4
 
 
-def _coordinate_chars(values: np.ndarray, chars: np.ndarray, keep: np.ndarray) -> np.ndarray:
+def _coordinate_chars(values: np.ndarray, chars: np.ndarray, keep: np.ndarray) -> None:
     """Write each value as GDAL writes a coordinate into a character matrix and keep mask.
 
     ``chars`` and ``keep`` have a row per value and :data:`_COORDINATE_WIDTH` columns; row
     ``i``, its kept characters read left to right, becomes the text of ``values[i]`` with
     :data:`PRECISION` decimals. Every value is within ±999 (the caller makes sure).
-
-    Returns
-    -------
-    lengths
-        The length of each text.
     """
     negative = np.signbit(values)
     unit = 10**PRECISION
@@ -194,7 +189,6 @@ def _coordinate_chars(values: np.ndarray, chars: np.ndarray, keep: np.ndarray) -
     scaled = np.where(long & (middle == 0), scaled - scaled % 10, scaled)
     scaled = np.where(long & (middle == 99_999), (scaled // 10**6 + 1) * 10**6, scaled)
     whole, fraction = np.divmod(scaled, unit)
-    digits_before = 1 + (whole >= 10) + (whole >= 100)
     high, low = np.divmod(fraction, _HIGH_DECIMALS)
     # trailing zeros go; one decimal stays
     zeros = np.where(low == 0, _ZEROS4[0] + _ZEROS3[high], _ZEROS4[low])
@@ -211,7 +205,6 @@ def _coordinate_chars(values: np.ndarray, chars: np.ndarray, keep: np.ndarray) -
     chars[:, 8 : 5 + PRECISION] = _DIGITS4[low]
     for place in range(PRECISION):
         keep[:, 5 + place] = decimals > place
-    return negative + digits_before + 1 + decimals
 
 
 def _positions(xy: np.ndarray, last: np.ndarray) -> str:

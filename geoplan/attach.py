@@ -462,6 +462,7 @@ def _attach_over_open_ground(
 # ------------------------------------------------------------------ attaching, as arrays
 
 
+@_collector_paused()  # a city's attaching makes a million geometries
 def attach_arrays(
     arrays: GraphArrays, points: gpd.GeoDataFrame, *, barriers: gpd.GeoSeries, settings: Settings
 ) -> tuple[GraphArrays, dict[str, int]]:
@@ -478,14 +479,6 @@ def attach_arrays(
     nodes
         The node of each connected point, by id.
     """
-    with _collector_paused():  # a city's attaching makes a million geometries
-        return _attach_arrays(arrays, points, barriers=barriers, settings=settings)
-
-
-def _attach_arrays(
-    arrays: GraphArrays, points: gpd.GeoDataFrame, *, barriers: gpd.GeoSeries, settings: Settings
-) -> tuple[GraphArrays, dict[str, int]]:
-    """:func:`attach_arrays` itself."""
     crs = _metric_crs(arrays.crs, "routing graph")
     if points.crs is None or not crs.equals(pyproj.CRS.from_user_input(points.crs)):
         msg = f"points are in {points.crs}, the routing graph in {crs.name}; reproject them"

@@ -249,15 +249,11 @@ def _links(cables: pd.DataFrame, links: pd.DataFrame, *, on: str = "cable_id") -
     unique (``on="box_id"``: a cable is known by the box it feeds).
     """
     compound = cables[[on, "compound_id"]].astype({"compound_id": str})
-    keys = cables[on].to_numpy(object)
-    codes, _ = pd.factorize(np.concatenate([keys, links[on].to_numpy(object)]))
-    own, linked = codes[: len(keys)], codes[len(keys) :]
-    if (own < 0).any() or len(np.unique(own)) < len(own):
+    keys = pd.Index(cables[on])
+    if not keys.is_unique or keys.hasnans:
         merged = links[["trench_id", on]].merge(compound, on=on)
         return merged[["trench_id", "compound_id"]]
-    row = np.full(len(codes), -1, dtype=np.int64)
-    row[own] = np.arange(len(keys))
-    found = np.where(linked >= 0, row[np.maximum(linked, 0)], -1)
+    found = keys.get_indexer(links[on])
     hit = found >= 0
     return pd.DataFrame(
         {

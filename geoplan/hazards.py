@@ -109,7 +109,7 @@ def count_crossings(
     if not len(wire_pos):
         return counts
     meets = shapely.intersection(wire_geoms[wire_pos], corridor_geoms[corridor_pos])
-    at_ends = shapely.covered_by(meets, shapely.boundary(wire_geoms[wire_pos]))
+    at_ends = shapely.covered_by(meets, shapely.boundary(wire_geoms)[wire_pos])
     ids = np.arange(len(corridors)) if corridor_ids is None else corridor_ids.astype(str).to_numpy()
     crossing = pd.DataFrame({"wire": wire_pos[~at_ends], "corridor": ids[corridor_pos[~at_ends]]})
     per_wire = crossing.drop_duplicates().groupby("wire").size()

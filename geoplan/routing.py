@@ -688,7 +688,7 @@ def _separate_trench_m(pairs: pd.DataFrame, supply_of: dict[str, str]) -> float:
     if (at < 0).any():
         msg = "a served box's (box, supply) pair is not among the candidate pairs"
         raise ValueError(msg)
-    return float(sum(pairs["length_m"].to_numpy()[at]))
+    return float(sum(pairs["length_m"].to_numpy()[at].tolist()))  # added in box order
 
 
 def _cut_off_boxes(
