@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import shapely
 
-from geoplan._geometry import _containing, _Context, _crosses_interior, _k_nearest_within, _segments
+from geoplan._geometry import (
+    _containing,
+    _Context,
+    _crosses_interior,
+    _k_nearest_within,
+    _pairs_within,
+    _segments,
+)
 from geoplan._grid import BoxGrid
 from geoplan.attach import _blocked_connectors, _nearest_edges
 from geoplan.settings import Settings
@@ -70,3 +77,20 @@ def test_blocked_connectors_match_crosses_interior() -> None:
     got = _blocked_connectors(ctx, grid, (a, b), (owners, keys))
     assert 0 < want.sum() < len(a)
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("distance_m", [0.0, 7.5, 60.0])
+def test_pairs_within_are_the_trees_dwithin(distance_m: float) -> None:
+    """The shared test behind both searches, against GEOS's own: points exactly at the
+    distance from a line and a hair either side of it included."""
+    lines, pts, _ = _city(3)
+    xy = np.array([[100.0, 100.0 + distance_m + e] for e in (-1e-7, 0.0, 1e-7, -1e-9, 1e-9)])
+    line = shapely.linestrings([[[0.0, 100.0], [200.0, 100.0]]])
+    lines = np.concatenate([lines, line])
+    pts = np.concatenate([pts, shapely.points(xy)])
+    gi, ii, dist = _pairs_within(shapely.STRtree(lines), lines, pts, distance_m)
+    ti, tj = shapely.STRtree(lines).query(pts, predicate="dwithin", distance=distance_m)
+    assert sorted(zip(gi.tolist(), ii.tolist(), strict=True)) == sorted(
+        zip(ti.tolist(), tj.tolist(), strict=True)
+    )
+    np.testing.assert_array_equal(dist, shapely.distance(pts[gi], lines[ii]))

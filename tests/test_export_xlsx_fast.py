@@ -86,8 +86,14 @@ def test_unusual_text_falls_back_to_openpyxl(text: str) -> None:
     assert _entries(export._xlsx_bytes(tables)) == _entries(_slow_xlsx(tables))
 
 
-def test_sheets_of_few_distinct_values_match_openpyxl() -> None:
-    """Columns of few values: their cells are made once each, neighbours paired."""
+@pytest.mark.parametrize("part_rows", [None, 7], ids=["whole", "in_parts"])
+def test_sheets_of_few_distinct_values_match_openpyxl(
+    part_rows: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Columns of few values: their cells are made once each, neighbours paired; also
+    when the rows are put together part by part (each part takes its rows' codes)."""
+    if part_rows is not None:
+        monkeypatch.setattr(_xlsx, "_ROWS_AT_ONCE", part_rows)
     rng = np.random.default_rng(5)
     rows = 400
     frame = pd.DataFrame(

@@ -544,12 +544,15 @@ def test_merging_parts_is_line_merge_of_each_part() -> None:
     np.testing.assert_array_equal(first_xy, shapely.get_coordinates(shapely.get_point(want, 0)))
 
 
-@pytest.mark.parametrize("high", [50, 2**40])  # 2**40: too wide for one key, np.lexsort
+@pytest.mark.parametrize("high", [50, 2**31])  # 2**31: the widest keys one int64 holds
 def test_lexsort2_is_numpys_lexsort(high: int) -> None:
     rng = np.random.default_rng(high)
     minor = rng.integers(0, high, size=2000)
-    major = rng.integers(0, 40, size=2000) * (high // 40 + 1)
-    minor[::7] = minor[0]  # ties, kept in order
-    major[::7] = major[0]
+    minor[1] = high - 1
+    widest = _fastroute._KEY_LIMIT // high - 1  # the largest major sorted by one key
+    major = rng.integers(0, 40, size=2000) * (widest // 40)
+    major[1] = widest
+    minor[::7] = minor[2]  # ties, kept in order
+    major[::7] = major[2]
     want = np.lexsort((minor, major))
     np.testing.assert_array_equal(_fastroute._lexsort2(minor, major), want)
