@@ -146,15 +146,6 @@ def _nearest_within(pts: GeomArray, xy: FloatArray, distance_m: float) -> IntArr
     return nearest
 
 
-def _in_frame(frame: shapely.Polygon, anchors: _BoxIndex) -> IntArray:
-    """Return the indices (ascending) of the anchors that intersect the rectangle ``frame``."""
-    x0, y0, x1, y1 = shapely.bounds(frame)
-    pad = np.array([_PAD_M, _PAD_M])
-    found = anchors.within(np.array([x0, y0]) - pad, np.array([x1, y1]) + pad)
-    shapely.prepare(frame)  # as a tree query does with the geometry it is given
-    return found[shapely.intersects(frame, shapely.points(anchors.xy[found]))]
-
-
 def _lattice(
     ctx: _Context,
     bounds: tuple[FloatArray, FloatArray],
@@ -201,7 +192,7 @@ def _lattice(
     ea, eb, lines = ea[free], eb[free], lines[free]
 
     anchor_ids, anchor_index = anchors
-    ai = _in_frame(frame, anchor_index)
+    ai = anchor_index.within(np.array([gx[0], gy[0]]), np.array([gx[-1], gy[-1]]))  # in frame
     usable = np.flatnonzero(valid)
     if not ai.size or not usable.size:
         return None, next_id
