@@ -357,11 +357,9 @@ def _mehlhorn(
 def _edge_set(ua: IntArray, ub: IntArray, row: IntArray, n: int) -> tuple[IntArray, IntArray]:
     """Return the distinct undirected pairs ``(ua, ub)`` as sorted keys ``lo * n + hi``, rows."""
     key = np.minimum(ua, ub) * n + np.maximum(ua, ub)
-    order = np.argsort(key, kind="stable")
-    key = key[order]
-    new = np.ones(len(key), dtype=bool)
-    new[1:] = key[1:] != key[:-1]
-    return key[new], row[order[new]]
+    order, new = _runs(key)
+    first = order[new]
+    return key[first], row[first]
 
 
 def _regions_by_scipy(copies: Copies, weight: FloatArray, terminal: BoolArray) -> Regions:
@@ -589,13 +587,19 @@ def _dense_rank(key: IntArray) -> tuple[IntArray, IntArray, BoolArray]:
 
     Also returns the key's stable order and which places of that order start a new key.
     """
+    order, new = _runs(key)
+    rank = np.empty(len(key), dtype=np.int64)
+    rank[order] = np.cumsum(new) - 1
+    return rank, order, new
+
+
+def _runs(key: IntArray) -> tuple[IntArray, BoolArray]:
+    """Return the stable order of ``key`` and which places of that order start a new key."""
     order = np.argsort(key, kind="stable")
     ordered = key[order]
     new = np.ones(len(key), dtype=bool)
     new[1:] = ordered[1:] != ordered[:-1]
-    rank = np.empty(len(key), dtype=np.int64)
-    rank[order] = np.cumsum(new) - 1
-    return rank, order, new
+    return order, new
 
 
 def _ranges(first: IntArray, length: IntArray) -> IntArray:

@@ -386,9 +386,9 @@ def _property_texts(values: pd.Series) -> tuple[list[_Item], np.ndarray] | None:
 
 def _pairs(first: _Column, second: _Column, rows: int) -> _Column | None:
     """Return two neighbouring columns as one, if both and their pairs of texts are few."""
-    if first.codes is None or second.codes is None or not (first.few(rows) and second.few(rows)):
+    if first.codes is None or second.codes is None:
         return None
-    if len(first.texts) * len(second.texts) * _FEW > rows:
+    if len(first.texts) * len(second.texts) * _FEW > rows:  # then each is few too
         return None
     pairs = (first.texts[:, np.newaxis] + second.texts[np.newaxis, :]).ravel()
     return _Column(pairs, first.codes * len(second.texts) + second.codes)

@@ -36,6 +36,7 @@ _Heap = tuple[FloatArray, IntArray, IntArray]  # key, push order (breaks ties), 
 
 NO_PRED = -9999  # as scipy marks roots and unreached nodes
 _SPLIT_MIN = 1_000  # fewer sources than this are searched on one thread
+_START = 1024  # first room of a heap or an output buffer; they grow as needed
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,12 @@ def _grow(values: np.ndarray, need: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
+def _new_heap() -> _Heap:
+    """Return an empty heap (key, push order, item) with room for :data:`_START` items."""
+    return np.empty(_START), np.empty(_START, dtype=np.int64), np.empty(_START, dtype=np.int64)
+
+
+@numba.njit(cache=True, nogil=True)
 def _push(heap: _Heap, size: int, k: float, o: int, v: int) -> _Heap:
     """Push (k, o, v) on the binary min-heap of ``size`` items; return the heap (grown)."""
     key, order, item = heap
@@ -199,18 +206,18 @@ def _search(
     done = np.full(n, -1, dtype=np.int64)  # ... that settled it
     best = np.zeros(n)
     local = np.zeros(n, dtype=np.int64)
-    heap = (np.empty(1024), np.empty(1024, dtype=np.int64), np.empty(1024, dtype=np.int64))
-    ball = np.empty(1024, dtype=np.int64)
-    lpred = np.empty(1024, dtype=np.int64)
-    lcost = np.empty(1024)
-    llen = np.empty(1024)
+    heap = _new_heap()
+    ball = np.empty(_START, dtype=np.int64)
+    lpred = np.empty(_START, dtype=np.int64)
+    lcost = np.empty(_START)
+    llen = np.empty(_START)
 
-    cap = 1024
+    cap = _START
     out_node = np.empty(cap, dtype=np.int64)
     out_pred = np.empty(cap, dtype=np.int64)
     out_cost = np.empty(cap)
     out_len = np.empty(cap)
-    ecap = 4096
+    ecap = 4 * _START
     out_ea = np.empty(ecap, dtype=np.int64)
     out_eb = np.empty(ecap, dtype=np.int64)
     out_row = np.empty(ecap, dtype=np.int64)

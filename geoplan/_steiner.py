@@ -25,13 +25,13 @@ import numpy as np
 
 from ._fastroute import Copies, Regions
 from ._geometry import _both
-from ._localsearch import NO_PRED, _grow, _pop, _push
+from ._localsearch import NO_PRED, _grow, _new_heap, _pop, _push
 
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
 
-_HEAP_START = 1024  # a heap's first room; it grows as needed
+_BRIDGES_START = 1024  # the bridges' buffer's first room; it grows as needed
 _SPLIT_MIN = 10_000  # fewer entries than this are searched on one thread
 
 
@@ -116,14 +116,10 @@ def _search_blocks(
     """
     indptr, eb, weight, terminal, first = arrays
     dist, pred, owner, pred_edge = out
-    heap = (
-        np.empty(_HEAP_START),
-        np.empty(_HEAP_START, dtype=np.int64),
-        np.empty(_HEAP_START, dtype=np.int64),
-    )
+    heap = _new_heap()
     done = np.zeros(first[hi] - first[lo], dtype=np.bool_)
     base = first[lo]
-    bridges = np.empty(_HEAP_START, dtype=np.int64)
+    bridges = np.empty(_BRIDGES_START, dtype=np.int64)
     n_bridges = 0
     ambiguous = False
     for b in range(lo, hi):
