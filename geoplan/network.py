@@ -165,12 +165,14 @@ def build_arrays(
     costs = _Costs.from_settings(settings)
     tolerance_m = float(settings.catalogue.value("network", "node_tolerance_m"))
     started = time.perf_counter()
-    table = _corridor_table(corridors, costs)
+    table, end_xy = _corridor_table(corridors, costs)
     if table.empty:
         logger.info("no usable corridors: the routing graph is empty")
         return _empty_arrays(crs)
 
-    lines = _snap_ends(table["geometry"].to_numpy(), tolerance_m)
+    lines, kept = _snap_ends(table["geometry"].to_numpy(), end_xy, tolerance_m)
+    if kept is not None:  # lines whose ends met shorter than a millimetre
+        table = table.iloc[kept].reset_index(drop=True)
     try:
         pieces, source, inner_xy = node_lines(lines, polygons)
     except shapely.errors.GEOSException as error:
@@ -292,8 +294,11 @@ def _unnodable(message: str, lines: GeomArray, ids: pd.Series) -> list[Problem]:
     ]
 
 
-def _corridor_table(corridors: gpd.GeoDataFrame, costs: _Costs) -> pd.DataFrame:
-    """Usable corridor lines, exploded, with cost per metre, in a deterministic order."""
+def _corridor_table(corridors: gpd.GeoDataFrame, costs: _Costs) -> tuple[pd.DataFrame, FloatArray]:
+    """Usable corridor lines, exploded, with cost per metre, in a deterministic order.
+
+    Also returns the lines' end coordinates: all first ones, then all last ones.
+    """
     missing = [c for c in ("corridor_id", "surface") if c not in corridors.columns]
     if missing:
         msg = f"lacks the column(s) {', '.join(missing)}"
@@ -342,7 +347,7 @@ def _corridor_table(corridors: gpd.GeoDataFrame, costs: _Costs) -> pd.DataFrame:
     row, parts = row[long_enough], parts[long_enough]
     columns = {k: v[row] for k, v in columns.items()} | {"geometry": parts}
     if not len(parts):
-        return pd.DataFrame(columns)
+        return pd.DataFrame(columns), np.zeros((0, 2))
     start, end = _end_coords(parts)
     as_text = {k: pd.Series(columns[k]).astype(str) for k in ("corridor_id", "kind")}
     keys = [
@@ -356,7 +361,8 @@ def _corridor_table(corridors: gpd.GeoDataFrame, costs: _Costs) -> pd.DataFrame:
     # np.lexsort on sorted codes: the order of a stable sort_values by the keys, faster
     codes = [_sorted_codes(k) if k.dtype == object else k for k in keys]
     order = np.lexsort(codes[::-1])
-    return pd.DataFrame({k: v[order] for k, v in columns.items()})
+    table = pd.DataFrame({k: v[order] for k, v in columns.items()})
+    return table, np.concatenate([start[order], end[order]])
 
 
 def _sorted_codes(values: pd.Series) -> IntArray:
@@ -378,16 +384,25 @@ def _sorted_codes(values: pd.Series) -> IntArray:
     return rank[codes]
 
 
-def _snap_ends(lines: GeomArray, tolerance_m: float) -> GeomArray:
+def _snap_ends(
+    lines: GeomArray, end_xy: FloatArray, tolerance_m: float
+) -> tuple[GeomArray, IntArray | None]:
     """Join line ends that fall short of another line by at most the tolerance.
 
     Ends of different lines closer than the tolerance meet at one of them; an end that
     still falls short of another line, and meets no other line's end, is extended onto
-    the nearest point of that line.
+    the nearest point of that line. ``end_xy`` holds the lines' first coordinates, then
+    their last ones. Returns the lines, and which of them are left (``None``: all) when
+    some were shortened to under a millimetre.
     """
-    lines, end_xy = _merge_close_ends(lines, tolerance_m)
-    long_enough = shapely.length(lines) > _GRID_M
-    lines, end_xy = lines[long_enough], end_xy[np.tile(long_enough, 2)]
+    lines, end_xy, changed = _merge_close_ends(lines, end_xy, tolerance_m)
+    kept = None
+    short = changed[shapely.length(lines[changed]) <= _GRID_M]  # the others are longer
+    if short.size:
+        long_enough = np.ones(len(lines), dtype=bool)
+        long_enough[short] = False
+        kept = np.flatnonzero(long_enough)
+        lines, end_xy = lines[long_enough], end_xy[np.tile(long_enough, 2)]
     n = len(lines)
     owner = np.tile(np.arange(n), 2)
     # An end shared with another line's end is a junction, not a gap: only loose ends
@@ -401,7 +416,7 @@ def _snap_ends(lines: GeomArray, tolerance_m: float) -> GeomArray:
     gap = dist > _GRID_M
     qi, li, dist = qi[gap], li[gap], dist[gap]
     if not qi.size:
-        return lines
+        return lines, kept
     ei = loose[qi]
     order = np.lexsort((li, dist, ei))
     ei, qi, li = ei[order], qi[order], li[order]
@@ -420,23 +435,23 @@ def _snap_ends(lines: GeomArray, tolerance_m: float) -> GeomArray:
     out = lines.copy()
     out[changed] = shapely.linestrings(xy[order], indices=line_of[order])
     logger.debug("extended %d corridor ends onto a nearby corridor", len(ei))
-    return out
+    return out, kept
 
 
-def _merge_close_ends(lines: GeomArray, tolerance_m: float) -> tuple[GeomArray, FloatArray]:
+def _merge_close_ends(
+    lines: GeomArray, end_xy: FloatArray, tolerance_m: float
+) -> tuple[GeomArray, FloatArray, IntArray]:
     """Move ends of different lines lying within the tolerance of each other together.
 
     Ends within the tolerance of each other, transitively, meet at the first of them (by
     line rank). A KD-tree pairs the distinct end positions; two positions held only by
-    the two ends of one line are not paired. Returns the lines and their end coordinates
-    (all first ones, then all last ones).
+    the two ends of one line are not paired. ``end_xy`` are the lines' end coordinates
+    (all first ones, then all last ones). Returns the lines, their end coordinates and
+    the lines that changed.
     """
     n = len(lines)
-    coords, vline = shapely.get_coordinates(lines, return_index=True)
-    first = np.searchsorted(vline, np.arange(n))
-    where = np.concatenate([first, np.concatenate([first[1:], [len(coords)]]) - 1])
     owner = np.tile(np.arange(n), 2)
-    end_xy = coords[where]
+    unchanged = np.zeros(0, dtype=np.int64)
     unique_xy, spot, _ = _point_groups(end_xy)
     pairs = spatial.cKDTree(unique_xy).query_pairs(tolerance_m, output_type="ndarray")
     if len(pairs):  # a spot held by ends of one line only: that line, else -1
@@ -448,7 +463,7 @@ def _merge_close_ends(lines: GeomArray, tolerance_m: float) -> tuple[GeomArray, 
         a, b = single[pairs[:, 0]], single[pairs[:, 1]]
         pairs = pairs[(a < 0) | (a != b)]
     if not len(pairs):
-        return lines, end_xy
+        return lines, end_xy, unchanged
     # ends in one spot are one component with their spot; spots join by the pairs
     rows = np.concatenate([np.arange(2 * n), 2 * n + pairs[:, 0]])
     cols = np.concatenate([2 * n + spot, 2 * n + pairs[:, 1]])
@@ -459,16 +474,21 @@ def _merge_close_ends(lines: GeomArray, tolerance_m: float) -> tuple[GeomArray, 
     representative = np.full(label.max() + 1, 2 * n)
     np.minimum.at(representative, label, np.arange(2 * n))  # the first end, by line rank
     target = end_xy[representative[label]]
-    moved = np.any(end_xy != target, axis=1)
-    if not moved.any():
-        return lines, end_xy
-    coords[where[moved]] = target[moved]
+    moved = np.flatnonzero(np.any(end_xy != target, axis=1))
+    if not moved.size:
+        return lines, end_xy, unchanged
     changed = _distinct(owner[moved])
-    mask = np.isin(vline, changed)
+    coords, vline = shapely.get_coordinates(lines[changed], return_index=True)
+    first = np.searchsorted(vline, np.arange(len(changed)))
+    last = np.concatenate([first[1:], [len(coords)]]) - 1
+    line = np.searchsorted(changed, owner[moved])
+    coords[np.where(moved < n, first[line], last[line])] = target[moved]
     out = lines.copy()
-    out[changed] = shapely.linestrings(coords[mask], indices=np.searchsorted(changed, vline[mask]))
-    logger.debug("joined %d corridor ends to a nearby end", int(moved.sum()))
-    return out, np.where(moved[:, np.newaxis], target, end_xy)
+    out[changed] = shapely.linestrings(coords, indices=vline)
+    logger.debug("joined %d corridor ends to a nearby end", len(moved))
+    end_xy = end_xy.copy()
+    end_xy[moved] = target[moved]
+    return out, end_xy, changed
 
 
 def _split_parallels(

@@ -111,6 +111,24 @@ def test_ends_short_of_each_other_are_joined() -> None:
     assert length == pytest.approx(100, abs=0.5)
 
 
+def test_a_line_whose_ends_are_joined_into_one_point_takes_no_other_lines_attributes() -> None:
+    # c1 is shorter than the tolerance and both its ends join c0's end: it vanishes. Its
+    # lawn sorts before c0's asphalt, so a dropped row would shift c0 onto c1's attributes.
+    layer = corridors(
+        {"geometry": line((0, 0), (10, 0)), "surface": "asphalt"},
+        {"geometry": line((10.1, 0), (10.2, 0)), "surface": "lawn"},
+        {"geometry": line((10, 0), (10, 10))},
+        {"geometry": line((10, 10), (20, 10))},
+    )
+    graph = build_graph(layer, barriers=NONE, settings=SETTINGS)
+    asphalt = SETTINGS.catalogue.value("trench", "cost_cny_per_m")["asphalt"]
+    edges = {d["corridor_id"]: d for *_, d in graph.edges(data=True)}
+    assert sorted(edges) == ["c0", "c2", "c3"]
+    assert edges["c0"]["surface"] == "asphalt"
+    assert edges["c0"]["weight"] == pytest.approx(10 * asphalt)
+    assert edges["c0"]["length_m"] == pytest.approx(10)
+
+
 def test_parallel_edges_are_kept_by_splitting_the_dearer_one() -> None:
     layer = corridors(
         {"geometry": line((0, 0), (100, 0)), "surface": "asphalt"},
