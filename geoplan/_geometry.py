@@ -161,17 +161,6 @@ def _end_coords(lines: GeomArray) -> tuple[FloatArray, FloatArray]:
     return coords[first], coords[last]
 
 
-def _inner_points(lines: GeomArray) -> FloatArray:
-    """Return a point inside each line: the middle of its first segment of non-zero length."""
-    coords, index = shapely.get_coordinates(lines, return_index=True)
-    step = np.diff(coords, axis=0)
-    usable = (index[1:] == index[:-1]) & np.any(step != 0, axis=1)
-    at = np.flatnonzero(usable)
-    owner = index[at]  # ascending: the first of each line starts its run
-    at = at[np.r_[True, owner[1:] != owner[:-1]]] if len(at) else at
-    return coords[at] + step[at] / 2
-
-
 def _group_rank(groups: IntArray) -> IntArray:
     """Position of each row within its run of equal values of ``groups`` (sorted)."""
     if not len(groups):

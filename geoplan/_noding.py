@@ -47,10 +47,10 @@ from ._geometry import (
     _both,
     _distinct,
     _in_threads,
-    _inner_points,
     _query_in_threads,
     _segments,
 )
+from ._ragged import Ragged
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +59,15 @@ _STRIP_MARGIN_M = 1.0  # a strip takes in the lines within this of its owned lin
 _CONTACT_MIN_LINES = 20_000  # fewer lines than this: all noded by GEOS, no contact search
 _CLEAR_M = 10 * _GRID_M  # lines meeting only at vertices keep at least this apart elsewhere
 
-Pieces = tuple[GeomArray, IntArray, FloatArray]  # pieces, source line, a point inside each
+Pieces = tuple[Ragged, IntArray, FloatArray]  # pieces, source line, a point inside each
 
 
 def node_lines(lines: GeomArray, polygons: GeomArray) -> Pieces:
     """Node the lines; drop parts inside barriers; the pieces, their source, inner points.
 
     A piece's source is the lowest-ranked line it lies on (the cheaper of overlapping
-    corridors); its inner point is :func:`~geoplan._geometry._inner_points`'s.
+    corridors); its inner point is :meth:`~geoplan._ragged.Ragged.inner_points`'s. The
+    pieces come as coordinates: most are never made into geometries here.
     """
     tree = shapely.STRtree(polygons)
     outlines = np.zeros(0, dtype=object)
@@ -80,7 +81,7 @@ def node_lines(lines: GeomArray, polygons: GeomArray) -> Pieces:
             outlines = shapely.get_parts(shapely.boundary(polygons[cut_by]))
     if len(lines) < _CONTACT_MIN_LINES:
         everything = np.arange(len(lines))
-        split: Pieces = (lines[:0], everything[:0], np.zeros((0, 2)))
+        split: Pieces = (Ragged.of(lines[:0]), everything[:0], np.zeros((0, 2)))
         noded = _node_strip(lines, outlines, everything, everything >= 0)
     else:
         split, noded = _node_where_needed(lines, outlines, entering)
@@ -96,7 +97,7 @@ def node_lines(lines: GeomArray, polygons: GeomArray) -> Pieces:
         int((~keep).sum()),
     )
     return (
-        np.concatenate([split[0], pieces[keep]]),
+        Ragged.concat([split[0], pieces if keep.all() else pieces.subset(np.flatnonzero(keep))]),
         np.concatenate([split[1], source[keep]]),
         np.concatenate([split[2], inner_xy[keep]]),
     )
@@ -117,16 +118,21 @@ def _node_where_needed(
     if len(outlines):  # lines the outlines touch or pass close to
         needs[tree.query(outlines, predicate="dwithin", distance=_CLEAR_M)[1]] = True
     if int(needs.sum()) > _STRIP_LINES:
-        nothing: Pieces = (lines[:0], index[:0], coords[:0])
+        nothing: Pieces = (Ragged(coords[:0], index[:0], 0), index[:0], coords[:0])
         return nothing, _node_in_strips(lines, outlines, 2 * -(-len(lines) // (2 * _STRIP_LINES)))
     parts, part_line = _split_at(coords, index, len(lines), split_at)
     easy = ~needs[part_line]
-    split = (parts[easy], part_line[easy], _inner_points(parts[easy]))
-    noded = _geos_pieces_apart(np.concatenate([parts[~easy], outlines]))
-    noded_xy = _inner_points(noded)
+    split = parts.subset(np.flatnonzero(easy))
+    hard = parts.subset(np.flatnonzero(~easy)).geometries()
+    noded = Ragged.of(_geos_pieces_apart(np.concatenate([hard, outlines])))
+    noded_xy = noded.inner_points()
     first = _lowest_line_at(tree, noded_xy, len(lines))
-    found = first < len(lines)
-    return split, (noded[found], first[found], noded_xy[found])
+    found = np.flatnonzero(first < len(lines))
+    return (split, part_line[easy], split.inner_points()), (
+        noded.subset(found),
+        first[found],
+        noded_xy[found],
+    )
 
 
 def _vertex_contacts(
@@ -177,7 +183,7 @@ def _vertex_contacts(
 
 def _split_at(
     coords: FloatArray, index: IntArray, n_lines: int, split_at: IntArray
-) -> tuple[GeomArray, IntArray]:
+) -> tuple[Ragged, IntArray]:
     """Split the lines (``coords`` by line ``index``) at the vertices ``split_at``.
 
     Returns the parts, in line order, and the line of each.
@@ -191,8 +197,7 @@ def _split_at(
     starts[at[(np.cumsum(count) - count)[count > 0]]] = True
     starts[at[split_at] + 1] = True
     part = np.cumsum(starts) - 1
-    parts = shapely.linestrings(coords[take], indices=part)
-    return parts, index[take[starts]]
+    return Ragged(coords[take], part, int(part[-1]) + 1 if len(part) else 0), index[take[starts]]
 
 
 def _lowest_line_at(tree: shapely.STRtree, xy: FloatArray, n_lines: int) -> IntArray:
@@ -247,12 +252,12 @@ def _node_strip(
     (ascending); those not ``owned`` only cut. Pieces whose source is not owned are left
     out.
     """
-    pieces = _geos_pieces(np.concatenate([lines, outlines]))
-    inner_xy = _inner_points(pieces)
+    pieces = Ragged.of(_geos_pieces(np.concatenate([lines, outlines])))
+    inner_xy = pieces.inner_points()
     first = _lowest_line_at(shapely.STRtree(lines), inner_xy, len(lines))
     keep = first < len(lines)
     keep[keep] = owned[first[keep]]
-    return pieces[keep], member[first[keep]], inner_xy[keep]
+    return pieces.subset(np.flatnonzero(keep)), member[first[keep]], inner_xy[keep]
 
 
 def _node_in_strips(lines: GeomArray, outlines: GeomArray, n_strips: int) -> Pieces:
@@ -273,5 +278,8 @@ def _node_in_strips(lines: GeomArray, outlines: GeomArray, n_strips: int) -> Pie
         jobs.append((lines[member], outlines[cutting], member, np.isin(member, chunk)))
     with ThreadPoolExecutor(max_workers=2) as pool:
         done = list(pool.map(lambda job: _node_strip(*job), jobs))
-    pieces, source, inner_xy = (np.concatenate([d[i] for d in done]) for i in range(3))
-    return pieces, source, inner_xy
+    return (
+        Ragged.concat([d[0] for d in done]),
+        np.concatenate([d[1] for d in done]),
+        np.concatenate([d[2] for d in done]),
+    )

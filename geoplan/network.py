@@ -66,6 +66,7 @@ from ._geometry import (
 )
 from ._graph import GraphArrays, to_networkx
 from ._noding import node_lines
+from ._ragged import Ragged
 from .attach import attach_arrays, attach_points
 from .errors import LayerError, Problem
 from .settings import Settings
@@ -180,13 +181,14 @@ def build_arrays(
     per_m = table["cost_cny_per_m"].to_numpy(float)
     pieces, source = _split_parallels(pieces, source, per_m, inner_xy)
     noded = time.perf_counter()
-    u, v, node_xy, pieces = _number_nodes(pieces)
-    keep = u != v  # rounding debris shorter than a millimetre
-    u, v, pieces, source = u[keep], v[keep], pieces[keep], source[keep]
+    u, v, node_xy, geoms, length_m = _number_nodes(pieces)
+    keep = np.flatnonzero(u != v)  # not rounding debris shorter than a millimetre
+    u, v = u[keep], v[keep]
     used = _distinct(np.concatenate([u, v]))
     u, v, node_xy = np.searchsorted(used, u), np.searchsorted(used, v), node_xy[used]
     order = np.lexsort((v, u))
-    u, v, pieces, source = u[order], v[order], pieces[order], source[order]
+    rows = keep[order]
+    u, v, pieces, source, length_m = u[order], v[order], geoms[rows], source[rows], length_m[rows]
 
     kind = table["kind"].to_numpy(object)[source]
     is_road = kind == "road"
@@ -198,7 +200,6 @@ def build_arrays(
     )
     crossing_node = (road_ends >= 2) & (other_ends >= 2)
     crossings = np.where(is_road, 0.0, 0.5 * (crossing_node[u] + crossing_node[v]))
-    length_m = shapely.length(pieces)
     weight = length_m * per_m[source] + crossings * costs.crossing_cny
 
     arrays = GraphArrays(
@@ -492,19 +493,19 @@ def _merge_close_ends(
 
 
 def _split_parallels(
-    pieces: GeomArray, source: IntArray, per_m: FloatArray, inner: FloatArray
-) -> tuple[GeomArray, IntArray]:
+    pieces: Ragged, source: IntArray, per_m: FloatArray, inner: FloatArray
+) -> tuple[Ragged, IntArray]:
     """Split loops at their thirds and all but the cheapest of parallel edges at midpoints.
 
-    ``inner`` holds the pieces' :func:`_inner_points` (which break ties between them).
+    ``inner`` holds the pieces' inner points (which break ties between them).
     """
     if not len(pieces):
         return pieces, source
-    start, end = _end_coords(pieces)
-    ids, _ = _node_index(np.concatenate([start, end]))
+    first, last = pieces.first_last()
+    ids, _ = _node_index(pieces.coords[np.concatenate([first, last])])
     s, e = ids[: len(pieces)], ids[len(pieces) :]
     a, b = np.minimum(s, e), np.maximum(s, e)
-    length = shapely.length(pieces)
+    length = pieces.lengths()
     # Among pieces joining the same two nodes, all but the first by cost, length, source
     # and inner point repeat one: only those groups are ordered by all the keys.
     key = a * (int(ids.max(initial=0)) + 1) + b
@@ -532,29 +533,31 @@ def _split_parallels(
     long_enough = length > 4 * _GRID_M  # shorter duplicates are rounding debris: dropped
     loop = (a == b) & long_enough
     to_cut = np.flatnonzero((repeat & long_enough) | loop)
-    keep = (a != b) & ~repeat
+    keep = np.flatnonzero((a != b) & ~repeat)
     if not to_cut.size:
-        return pieces[keep], source[keep]
+        return pieces.subset(keep), source[keep]
     counts = np.where(loop[to_cut], 2, 1)
     cut_line = np.repeat(np.arange(len(to_cut)), counts)
     rank = _group_rank(cut_line) + 1
     cut_dist = rank / (counts[cut_line] + 1) * length[to_cut][cut_line]
-    cut, cut_of, _ = _cut_lines(pieces[to_cut], cut_line, cut_dist)
+    cut, cut_of, _ = _cut_lines(pieces.subset(to_cut).geometries(), cut_line, cut_dist)
     logger.debug("split %d parallel edges and loops", len(to_cut))
     return (
-        np.concatenate([pieces[keep], cut]),
+        Ragged.concat([pieces.subset(keep), Ragged.of(cut)]),
         np.concatenate([source[keep], source[to_cut][cut_of]]),
     )
 
 
-def _number_nodes(pieces: GeomArray) -> tuple[IntArray, IntArray, FloatArray, GeomArray]:
+def _number_nodes(
+    pieces: Ragged,
+) -> tuple[IntArray, IntArray, FloatArray, GeomArray, FloatArray]:
     """Give nodes ids by sorted coordinates; pin the pieces' ends to them, lower id first.
 
-    Returns the lower and higher node of each piece, the nodes' coordinates and the pieces.
+    Returns the lower and higher node of each piece, the nodes' coordinates, the pieces
+    (made into geometries here) and their lengths.
     """
-    coords, index = shapely.get_coordinates(pieces, return_index=True)
-    first = np.searchsorted(index, np.arange(len(pieces)))
-    last = np.concatenate([first[1:], [len(coords)]]) - 1
+    coords, index = pieces.coords.copy(), pieces.index
+    first, last = pieces.first_last()
     ids, node_xy = _node_index(np.concatenate([coords[first], coords[last]]))
     s, e = ids[: len(pieces)], ids[len(pieces) :]
     coords[first] = node_xy[s]
@@ -563,5 +566,5 @@ def _number_nodes(pieces: GeomArray) -> tuple[IntArray, IntArray, FloatArray, Ge
     take = np.arange(len(coords))
     flip = np.repeat(s > e, last - first + 1)
     take[flip] = (first + last)[index[flip]] - take[flip]
-    pieces = shapely.linestrings(coords[take], indices=index)
-    return np.minimum(s, e), np.maximum(s, e), node_xy, pieces
+    drawn = Ragged(coords[take], index, len(pieces))
+    return np.minimum(s, e), np.maximum(s, e), node_xy, drawn.geometries(), drawn.lengths()

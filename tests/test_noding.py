@@ -17,15 +17,16 @@ from hypothesis import strategies as st
 
 from geoplan import _geometry, _noding
 from geoplan._noding import node_lines
+from geoplan._ragged import Ragged
 
 CELL_M = 10.0
 ORIGIN = np.array([500_000.0, 4_300_000.0])
 
 
-def _canonical(pieces: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[tuple]:
+def _canonical(pieces: tuple[Ragged, np.ndarray, np.ndarray]) -> list[tuple]:
     """The pieces as sorted (source, inner x, inner y, WKB) rows: order-free, exact."""
     geoms, source, inner = pieces
-    wkb = shapely.to_wkb(geoms)
+    wkb = shapely.to_wkb(geoms.geometries())
     return sorted(
         zip(source.tolist(), inner[:, 0].tolist(), inner[:, 1].tolist(), wkb.tolist(), strict=True)
     )
@@ -150,7 +151,7 @@ def test_a_doubled_vertex_on_an_overlap_leaves_no_empty_piece(
     doubled = shapely.LineString(_grid_xy([(0, 0), (0, 0), (0, 1)]))
     plain = shapely.LineString(_grid_xy([(0, 0), (0, 1)]))
     pieces, source, inner = node_lines(np.array([doubled, plain]), np.array([], dtype=object))
-    assert (shapely.length(pieces) > 0).all()
+    assert (shapely.length(pieces.geometries()) > 0).all()
     assert source.tolist() == [0]  # the overlap is one piece, of the lower-ranked line
     np.testing.assert_array_equal(inner, [ORIGIN + np.array([0.0, CELL_M / 2])])
 
