@@ -314,13 +314,13 @@ def assign(
     chosen = [pairs.loc[keep, ["box_id", "candidate_id"]]]
 
     bad = np.flatnonzero(bad_part[part])
-    sizes = np.bincount(part[bad], minlength=label.max() + 1)
+    by_part = bad[np.argsort(part[bad], kind="stable")]  # parts in label order: deterministic
+    starts = np.flatnonzero(np.r_[True, part[by_part][1:] != part[by_part][:-1]])
     with ThreadPoolExecutor(max_workers=2) as pool:  # HiGHS releases the GIL
         solve = _Solver(pairs, spare, circuits, time_limit_s, pool)
         pending: list[pd.DataFrame | Future[pd.DataFrame]] = []
-        for p in np.flatnonzero(bad_part):  # parts in label order: deterministic
-            rows = bad[part[bad] == p]
-            if max_part_pairs is not None and sizes[p] > max_part_pairs:
+        for rows in np.split(by_part, starts[1:]) if bad.size else []:
+            if max_part_pairs is not None and len(rows) > max_part_pairs:
                 pending.extend(
                     _solve_large_part(
                         pairs,
