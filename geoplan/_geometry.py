@@ -161,6 +161,36 @@ def _end_coords(lines: GeomArray) -> tuple[FloatArray, FloatArray]:
     return coords[first], coords[last]
 
 
+def _lexsort_codes(codes: list[IntArray], rest: list[np.ndarray]) -> IntArray:
+    """``np.lexsort`` by the keys ``codes`` then ``rest``, the first key sorting first.
+
+    ``codes`` are dense codes (0, 1, ... k - 1); folded into one integer and sorted
+    stably, they order most rows, and only the rows tied on all of them are sorted by
+    ``rest`` (np.lexsort takes a sort per key over all rows: 1.4 s for eight keys of a
+    million rows).
+    """
+    n = len(codes[0])
+    combined = np.zeros(n, dtype=np.int64)
+    span = 1
+    for code in codes:
+        k = int(code.max(initial=0)) + 1
+        span *= k
+        if span > np.iinfo(np.int64).max:  # pragma: no cover - billions of distinct keys
+            return np.lexsort([*rest[::-1], *codes[::-1]])
+        combined = combined * k + code
+    order = np.argsort(combined, kind="stable")
+    ordered = combined[order]
+    tied = np.zeros(n, dtype=bool)
+    same = ordered[1:] == ordered[:-1]
+    tied[1:] |= same
+    tied[:-1] |= same
+    slots = np.flatnonzero(tied)
+    if slots.size:
+        rows = order[slots]  # ascending within each run: the stable order of ties
+        order[slots] = rows[np.lexsort([*(key[rows] for key in rest[::-1]), combined[rows]])]
+    return order
+
+
 def _group_rank(groups: IntArray) -> IntArray:
     """Position of each row within its run of equal values of ``groups`` (sorted)."""
     if not len(groups):

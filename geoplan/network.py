@@ -59,6 +59,7 @@ from ._geometry import (
     _distinct,
     _end_coords,
     _group_rank,
+    _lexsort_codes,
     _metric_crs,
     _node_index,
     _pairs_within,
@@ -184,8 +185,10 @@ def build_arrays(
     u, v, node_xy, geoms, length_m = _number_nodes(pieces)
     keep = np.flatnonzero(u != v)  # not rounding debris shorter than a millimetre
     u, v = u[keep], v[keep]
-    used = _distinct(np.concatenate([u, v]))
-    u, v, node_xy = np.searchsorted(used, u), np.searchsorted(used, v), node_xy[used]
+    used = np.zeros(len(node_xy), dtype=bool)
+    used[u] = used[v] = True
+    new_id = np.cumsum(used) - 1  # the nodes numbered afresh, in the same order
+    u, v, node_xy = new_id[u], new_id[v], node_xy[used]
     order = np.lexsort((v, u))
     rows = keep[order]
     u, v, pieces, source, length_m = u[order], v[order], geoms[rows], source[rows], length_m[rows]
@@ -351,17 +354,14 @@ def _corridor_table(corridors: gpd.GeoDataFrame, costs: _Costs) -> tuple[pd.Data
         return pd.DataFrame(columns), np.zeros((0, 2))
     start, end = _end_coords(parts)
     as_text = {k: pd.Series(columns[k]).astype(str) for k in ("corridor_id", "kind")}
-    keys = [
-        columns["cost_cny_per_m"],
-        as_text["corridor_id"],
-        pd.Series(columns["surface"]),
-        as_text["kind"],
-        *start.T,
-        *end.T,
+    # sorted codes: the order of a stable sort_values by the keys, faster
+    codes = [
+        pd.factorize(columns["cost_cny_per_m"], sort=True)[0],
+        _sorted_codes(as_text["corridor_id"]),
+        _sorted_codes(pd.Series(columns["surface"])),
+        _sorted_codes(as_text["kind"]),
     ]
-    # np.lexsort on sorted codes: the order of a stable sort_values by the keys, faster
-    codes = [_sorted_codes(k) if k.dtype == object else k for k in keys]
-    order = np.lexsort(codes[::-1])
+    order = _lexsort_codes(codes, [*start.T, *end.T])
     table = pd.DataFrame({k: v[order] for k, v in columns.items()})
     return table, np.concatenate([start[order], end[order]])
 

@@ -518,3 +518,26 @@ def test_codes_of_text_with_a_lone_surrogate_are_those_of_a_sorted_factorize() -
 
     values = pd.Series(np.array(["b", "\ud800", "a", "b"], dtype=object))
     np.testing.assert_array_equal(_sorted_codes(values), pd.factorize(values, sort=True)[0])
+
+
+@settings(max_examples=80, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3),
+            st.integers(0, 5),
+            st.sampled_from([0.0, 1.5, -2.0, 1e-9]),
+            st.sampled_from([7.0, 7.0, 3.25]),
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_sorting_by_codes_then_keys_is_lexsorts_order(rows: list[tuple]) -> None:
+    """The corridor table's order (which every later tie-break rests on) is np.lexsort's."""
+    from geoplan._geometry import _lexsort_codes
+
+    a, b, x, y = (np.array(column) for column in zip(*rows, strict=True))
+    codes = [np.unique(a, return_inverse=True)[1], np.unique(b, return_inverse=True)[1]]
+    want = np.lexsort((y, x, b, a))
+    np.testing.assert_array_equal(_lexsort_codes(codes, [x, y]), want)
