@@ -38,7 +38,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 from . import _geometry
-from ._geometry import _both, _distinct, _in_threads
+from ._geometry import _KEY_LIMIT, _both, _distinct, _in_threads, _lexsort2
 from ._graph import GraphArrays
 
 logger = logging.getLogger("geoplan.routing")
@@ -48,7 +48,6 @@ FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
 
 _TINY = np.nextafter(0.0, 1.0)  # a zero weight, as scipy's spanning tree keeps it
-_KEY_LIMIT = 2**62  # keys combined from two ints stay below this
 
 
 @dataclass(frozen=True)
@@ -145,19 +144,6 @@ def walk(pred: IntArray, starts: IntArray) -> tuple[IntArray, IntArray]:
     return which_a[order], at_a[order]
 
 
-def _lexsort2(minor: IntArray, major: IntArray) -> IntArray:
-    """Return ``np.lexsort((minor, major))`` of non-negative ints.
-
-    By one stable sort of ``major * span + minor`` where that fits in an int64.
-    """
-    if not len(major):
-        return np.zeros(0, dtype=np.int64)
-    span = int(minor.max()) + 1
-    if int(major.max()) >= _KEY_LIMIT // span:
-        return np.lexsort((minor, major))
-    return np.argsort(major.astype(np.int64) * span + minor, kind="stable")
-
-
 # ------------------------------------------------------------------------ candidate pairs
 
 
@@ -232,10 +218,13 @@ def steiner_routes(
     search: Search,
     assigned: pd.DataFrame,
     *,
-    pair_entry: dict[tuple[str, str], int],
+    end_entry: IntArray,
     radius_by_box: dict[str, float],
 ) -> tuple[list[str], IntArray, IntArray]:
     """Route each supply's cables along one Steiner tree; see routing.shared_trenches.
+
+    ``end_entry`` is the entry of each assigned box (row of ``assigned``) in its supply's
+    search (:func:`candidate_pairs`' entries).
 
     Returns
     -------
@@ -247,12 +236,11 @@ def steiner_routes(
     """
     copies = search.copies
     block_of = {c: i for i, c in enumerate(search.candidate_ids)}
-    assigned = assigned.sort_values("box_id", ignore_index=True)
+    by_box = np.argsort(assigned["box_id"].to_numpy(object), kind="stable")
+    assigned = assigned.iloc[by_box].reset_index(drop=True)
     box_ids = assigned["box_id"].astype(str).tolist()
     cand = assigned["candidate_id"].astype(str).to_numpy()
-    end_entry = np.array(
-        [pair_entry[b, c] for b, c in zip(box_ids, cand, strict=True)], dtype=np.int64
-    )
+    end_entry = np.asarray(end_entry, dtype=np.int64)[by_box]
     counts = pd.Series(cand).value_counts()
     shared = np.array(sorted(block_of[c] for c in counts.index[counts >= 2]), dtype=np.int64)
     start = np.zeros(len(box_ids), dtype=np.int64)  # entry of the route's end in the tree

@@ -35,6 +35,7 @@ _LATTICE_NEAREST = 8
 _INTERIOR = "T********"  # DE-9IM: the interiors meet
 _R = TypeVar("_R")
 _S = TypeVar("_S")
+_KEY_LIMIT = 2**62  # keys combined from two ints stay below this
 _THREADED_MIN = 50_000  # from this many geometries an element-wise call runs on two threads
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
@@ -159,6 +160,19 @@ def _end_coords(lines: GeomArray) -> tuple[FloatArray, FloatArray]:
     first = np.searchsorted(index, np.arange(len(lines)))
     last = np.concatenate([first[1:], [len(coords)]]) - 1
     return coords[first], coords[last]
+
+
+def _lexsort2(minor: IntArray, major: IntArray) -> IntArray:
+    """Return ``np.lexsort((minor, major))`` of non-negative ints.
+
+    By one stable sort of ``major * span + minor`` where that fits in an int64.
+    """
+    if not len(major):
+        return np.zeros(0, dtype=np.int64)
+    span = int(minor.max()) + 1
+    if int(major.max()) >= _KEY_LIMIT // span:
+        return np.lexsort((minor, major))
+    return np.argsort(major.astype(np.int64) * span + minor, kind="stable")
 
 
 def _lexsort_codes(codes: list[IntArray], rest: list[np.ndarray]) -> IntArray:

@@ -48,6 +48,7 @@ from ._geometry import (
     _end_coords,
     _group_rank,
     _in_threads,
+    _lexsort2,
     _metric_crs,
     _road_crossings,
     _segments,
@@ -586,7 +587,7 @@ def _corridor_rows(arrays: GraphArrays) -> IntArray:
     ascending = (u[1:] > u[:-1]) | ((u[1:] == u[:-1]) & (v[1:] >= v[:-1]))
     if ascending.all():
         return rows
-    return rows[np.lexsort((v, u))]
+    return rows[_lexsort2(v, u)]
 
 
 def _open_edge_rows(

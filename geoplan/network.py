@@ -59,6 +59,7 @@ from ._geometry import (
     _distinct,
     _end_coords,
     _group_rank,
+    _lexsort2,
     _lexsort_codes,
     _metric_crs,
     _node_index,
@@ -189,7 +190,7 @@ def build_arrays(
     used[u] = used[v] = True
     new_id = np.cumsum(used) - 1  # the nodes numbered afresh, in the same order
     u, v, node_xy = new_id[u], new_id[v], node_xy[used]
-    order = np.lexsort((v, u))
+    order = _lexsort2(v, u)
     rows = keep[order]
     u, v, pieces, source, length_m = u[order], v[order], geoms[rows], source[rows], length_m[rows]
 

@@ -679,16 +679,24 @@ def trench_sections(
     return trenches, trench_boxes, {edge: len(c) for edge, c in cables_on.items()}
 
 
-def _separate_trench_m(pairs: pd.DataFrame, supply_of: dict[str, str]) -> float:
-    """Trench length if every served box's cable had a trench of its own (in box order)."""
-    if not supply_of:
-        return 0.0
-    keys = pd.MultiIndex.from_arrays([pairs["box_id"], pairs["candidate_id"]])
-    at = keys.get_indexer(pd.MultiIndex.from_tuples(list(supply_of.items())))
-    if (at < 0).any():
+def _pair_rows(pairs: pd.DataFrame, assigned: pd.DataFrame) -> np.ndarray:
+    """Return the row in ``pairs`` of each assigned (box_id, candidate_id), in order."""
+    keys = ["box_id", "candidate_id"]
+    found = assigned[keys].merge(
+        pairs[keys].assign(row=np.arange(len(pairs))), on=keys, how="left", validate="m:1"
+    )
+    if found["row"].isna().any():
         msg = "a served box's (box, supply) pair is not among the candidate pairs"
         raise ValueError(msg)
-    return float(sum(pairs["length_m"].to_numpy()[at].tolist()))  # added in box order
+    return found["row"].to_numpy(np.int64)
+
+
+def _separate_trench_m(pairs: pd.DataFrame, rows: np.ndarray) -> float:
+    """Trench length if every served box's cable had a trench of its own.
+
+    ``rows`` are the served pairs' rows in ``pairs`` (:func:`_pair_rows`), in box order.
+    """
+    return float(sum(pairs["length_m"].to_numpy()[rows].tolist()))  # added in box order
 
 
 def _cut_off_boxes(
@@ -788,7 +796,7 @@ def route(
     )
     supply_of = dict(zip(assigned["box_id"], assigned["candidate_id"], strict=True))
     trenches, trench_boxes, n_cables = trench_sections(graph, routes, supply_of)
-    separate_trench_m = _separate_trench_m(pairs, supply_of)
+    separate_trench_m = _separate_trench_m(pairs, _pair_rows(pairs, assigned))
     rows = []
     for box_id in sorted(routes):
         route_nodes = routes[box_id]
@@ -870,21 +878,19 @@ def _route_arrays(
     unserved = explain_unserved(boxes, pairs, assigned, candidates, cut_off=cut_off)
     clock("assignment")
     radius_by_box = dict(zip(boxes["box_id"], boxes["radius_m"], strict=True))
-    pair_entry = dict(
-        zip(zip(pairs["box_id"], pairs["candidate_id"], strict=True), entries.tolist(), strict=True)
-    )
+    served = _pair_rows(pairs, assigned)
     box_ids, route_of, route_nodes = _fastroute.steiner_routes(
         graph,
         search,
         assigned,
-        pair_entry=pair_entry,
+        end_entry=entries[served],
         radius_by_box=radius_by_box,
     )
     supply_of = dict(zip(assigned["box_id"], assigned["candidate_id"], strict=True))
     trenches, trench_boxes, step_rows, step_cables = _fastroute.trench_sections(
         graph, box_ids, route_of, route_nodes, supply_of
     )
-    separate_trench_m = _separate_trench_m(pairs, supply_of)
+    separate_trench_m = _separate_trench_m(pairs, served)
     n_routes = len(box_ids)
     same = route_of[1:] == route_of[:-1]
     step_route = route_of[1:][same]

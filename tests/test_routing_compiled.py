@@ -127,15 +127,9 @@ def test_steiner_trenches_match_networkx(seed: int) -> None:
     got_pairs, search, entries = candidate_pairs(
         arrays, adjacency(arrays), nodes, boxes, candidates
     )
-    pair_entry = dict(
-        zip(
-            zip(got_pairs["box_id"], got_pairs["candidate_id"], strict=False),
-            entries.tolist(),
-            strict=True,
-        )
-    )
+    end_entry = entries[reference._pair_rows(got_pairs, assigned)]
     box_ids, route_of, route_nodes = steiner_routes(
-        arrays, search, assigned, pair_entry=pair_entry, radius_by_box=radius
+        arrays, search, assigned, end_entry=end_entry, radius_by_box=radius
     )
     got = {b: route_nodes[route_of == i].tolist() for i, b in enumerate(box_ids)}
     assert got == want
@@ -170,12 +164,11 @@ def test_mehlhorn_tree_matches_networkx_steiner_tree() -> None:
             arrays, adjacency(arrays), nodes, boxes, pd.DataFrame({"candidate_id": ["S"]})
         )
         assigned = pd.DataFrame({"box_id": pairs["box_id"], "candidate_id": "S"})
-        pair_entry = {(b, "S"): int(e) for b, e in zip(pairs["box_id"], entries, strict=True)}
         _, route_of, route_nodes = steiner_routes(
             arrays,
             search,
             assigned,
-            pair_entry=pair_entry,
+            end_entry=entries,
             radius_by_box=dict.fromkeys(boxes["box_id"], 1e6),
         )
         same = route_of[1:] == route_of[:-1]
@@ -549,10 +542,10 @@ def test_lexsort2_is_numpys_lexsort(high: int) -> None:
     rng = np.random.default_rng(high)
     minor = rng.integers(0, high, size=2000)
     minor[1] = high - 1
-    widest = _fastroute._KEY_LIMIT // high - 1  # the largest major sorted by one key
+    widest = _geometry._KEY_LIMIT // high - 1  # the largest major sorted by one key
     major = rng.integers(0, 40, size=2000) * (widest // 40)
     major[1] = widest
     minor[::7] = minor[2]  # ties, kept in order
     major[::7] = major[2]
     want = np.lexsort((minor, major))
-    np.testing.assert_array_equal(_fastroute._lexsort2(minor, major), want)
+    np.testing.assert_array_equal(_geometry._lexsort2(minor, major), want)
