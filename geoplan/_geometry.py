@@ -294,6 +294,18 @@ def _pairs_within(
     reach = distance_m + _BAND_M
     corners = shapely.bounds(geoms).reshape(-1, 2, 2) + np.array([[-reach], [reach]])
     gi, ii = _query_in_threads(tree, shapely.linestrings(corners))  # diagonals: cheaper than boxes
+    return _measured_within((gi, ii), items, geoms, distance_m)
+
+
+def _measured_within(
+    pairs: tuple[IntArray, IntArray], items: GeomArray, geoms: GeomArray, distance_m: float
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """Keep the pairs ``(geoms[gi], items[ii])`` within ``distance_m``; with distances.
+
+    ``pairs`` must hold every pair whose envelopes, one widened by the distance plus
+    ``_BAND_M``, meet (as :func:`_pairs_within` finds them).
+    """
+    gi, ii = pairs
     dist = _in_threads(shapely.distance, geoms[gi], items[ii])
     within = _within_distance(dist, distance_m, geoms, items, (gi, ii))
     return gi[within], ii[within], dist[within]

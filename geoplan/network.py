@@ -48,6 +48,7 @@ from scipy.sparse import csgraph
 
 from ._checks import allowed_flags
 from ._geometry import (
+    _BAND_M,
     _GRID_M,
     OPEN_SURFACE,
     FloatArray,
@@ -61,6 +62,7 @@ from ._geometry import (
     _group_rank,
     _lexsort2,
     _lexsort_codes,
+    _measured_within,
     _metric_crs,
     _node_index,
     _pairs_within,
@@ -74,6 +76,10 @@ from .errors import LayerError, Problem
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
+
+#: From this many corridor lines, loose ends find the lines near them on a grid of
+#: cells (compiled with numba) rather than in an STRtree.
+_GRID_MIN_LINES = 20_000
 
 
 __all__ = [
@@ -412,7 +418,16 @@ def _snap_ends(
     _, spot, count = _point_groups(end_xy)
     loose = np.flatnonzero(count[spot] == 1)
     loose_ends = shapely.points(end_xy[loose])
-    qi, li, dist = _pairs_within(shapely.STRtree(lines), lines, loose_ends, tolerance_m)
+    if n < _GRID_MIN_LINES:
+        qi, li, dist = _pairs_within(shapely.STRtree(lines), lines, loose_ends, tolerance_m)
+    else:  # the lines' boxes in a grid: no tree of a million lines to build
+        from ._grid import BoxGrid  # numba is imported only for a city
+
+        bounds = shapely.bounds(lines)
+        grid = BoxGrid.make(bounds, float(np.median(np.max(bounds[:, 2:] - bounds[:, :2], 1))))
+        reach = tolerance_m + _BAND_M
+        near = grid.meeting(end_xy[loose] - reach, end_xy[loose] + reach)
+        qi, li, dist = _measured_within(near, lines, loose_ends, tolerance_m)
     mine = li != owner[loose[qi]]
     qi, li, dist = qi[mine], li[mine], dist[mine]
     gap = dist > _GRID_M

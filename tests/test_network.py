@@ -541,3 +541,31 @@ def test_sorting_by_codes_then_keys_is_lexsorts_order(rows: list[tuple]) -> None
     codes = [np.unique(a, return_inverse=True)[1], np.unique(b, return_inverse=True)[1]]
     want = np.lexsort((y, x, b, a))
     np.testing.assert_array_equal(_lexsort_codes(codes, [x, y]), want)
+
+
+def test_ends_find_the_lines_they_fall_short_of_on_a_grid_as_in_a_tree(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A city's loose ends search a grid of cells; the graph is the tree search's."""
+    from geoplan import network
+
+    rng = np.random.default_rng(5)
+    rows = []
+    for i in range(12):  # streets across, each stopping short of (or past) the next one
+        for j in range(12):
+            x, y = 20.0 * i, 20.0 * j
+            gap = rng.choice([0.0, 0.2, 0.45, 0.6, -0.3])
+            rows.append({"geometry": line((x, y), (x + 20 - gap, y + rng.uniform(-0.3, 0.3)))})
+            rows.append({"geometry": line((x, y), (x + rng.uniform(-0.3, 0.3), y + 20 - gap))})
+    layer = corridors(*rows)
+
+    def edges(grid_min_lines: int) -> list[tuple]:
+        monkeypatch.setattr(network, "_GRID_MIN_LINES", grid_min_lines)
+        a = network.build_arrays(layer, barriers=NONE, settings=SETTINGS)
+        return sorted(
+            zip(a.u.tolist(), a.v.tolist(), shapely.to_wkb(a.geometry).tolist(), strict=True)
+        )
+
+    on_grid, in_tree = edges(0), edges(10**9)
+    assert on_grid == in_tree
+    assert len(on_grid) > len(rows)  # the ends that fell short reached their lines
