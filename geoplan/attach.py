@@ -57,8 +57,8 @@ from ._geometry import (
 from ._graph import GraphArrays
 from ._grid import BoxGrid
 from ._lattice import open_ground_patches
+from ._memory import collector_paused
 from .errors import CRSError, LayerError, Problem
-from .layers import _collector_paused
 from .settings import Settings
 
 logger = logging.getLogger("geoplan.network")
@@ -463,7 +463,7 @@ def _attach_over_open_ground(
 # ------------------------------------------------------------------ attaching, as arrays
 
 
-@_collector_paused()  # a city's attaching makes a million geometries
+@collector_paused()  # a city's attaching makes a million geometries
 def attach_arrays(
     arrays: GraphArrays, points: gpd.GeoDataFrame, *, barriers: gpd.GeoSeries, settings: Settings
 ) -> tuple[GraphArrays, dict[str, int]]:

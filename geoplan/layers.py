@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import gc
 import logging
 import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -54,6 +52,7 @@ from ._checks import (
     src,
     start_lonlat,
 )
+from ._memory import collector_paused, ordinary_pages
 from .errors import CRSError, LayerError, Problem
 from .privacy import redact_frames
 from .settings import Settings
@@ -520,7 +519,7 @@ def read_layers(path: str | Path, *, settings: Settings | None = None) -> Layers
         bad counts.
     """
     settings = settings or Settings()
-    with _collector_paused():
+    with collector_paused(), ordinary_pages():
         return _read_and_validate(path, settings)
 
 
@@ -592,26 +591,8 @@ def validate_layers(
             problems.append(Problem("has no coordinate reference system; set one", layer=spec.name))
             continue
         raw[spec.name] = frame
-    with _collector_paused():
+    with collector_paused(), ordinary_pages():
         return _validate(raw, {}, settings=settings, problems=problems, given=set(frames))
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a layer set is read and checked.
-
-    Every geometry is an object the collector keeps track of, and it would go over all
-    of them again and again while millions are made: a quarter of the time at city
-    scale. Reference counting frees memory as usual meanwhile; the collector is on
-    again afterwards if it was on before.
-    """
-    was_on = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_on:
-            gc.enable()
 
 
 @dataclass

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import functools
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,12 +16,13 @@ import shapely
 
 from ._fork import Beside
 from ._graph import GraphArrays, to_networkx
+from ._memory import collector_paused, ordinary_pages, return_freed_memory
 from .boxes import site_boxes
 from .costs import _compound_costs, _sum_by, _trench_shares
 from .electrical import design_load_kw, size_cables
 from .errors import LayerError, Problem
 from .hazards import compound_hazard, rank_priority, score_wires
-from .layers import Layers, _collector_paused
+from .layers import Layers
 from .network import attach_arrays, attach_points, build_arrays
 from .power_flow import check_power_flow as run_power_flow_check
 from .routing import UNSERVED_REASONS, Clock, Routes, route, supply_candidates
@@ -148,7 +146,8 @@ def _removals(
     return present.assign(box_id=box_ids)
 
 
-@_collector_paused()  # a city's plan makes millions of geometries, which it would go over
+@collector_paused()  # a city's plan makes millions of geometries, which it would go over
+@ordinary_pages()  # and fills gigabytes of fresh arrays (see geoplan._memory)
 def plan(
     layers: Layers,
     *,
@@ -222,7 +221,7 @@ def plan(
     )
     city = arrays.n_edges > NETWORKX_MAX_EDGES
     if city:
-        _return_freed_memory()
+        return_freed_memory()
     points = gpd.GeoDataFrame(
         {
             "id": [f"box:{b}" for b in boxes["box_id"]]
@@ -239,7 +238,7 @@ def plan(
         graph, nodes = attach_arrays(arrays, points, barriers=barriers, settings=settings)
     del arrays  # the graph before attaching: its arrays were copied into the new one
     if city:
-        _return_freed_memory()
+        return_freed_memory()
     clock("snapping")
 
     step("assignment and trenches")
@@ -333,18 +332,6 @@ def _site(layers: Layers, settings: Settings) -> _Sited:
     )
     scored = score_wires(layers["flying_wires"], corridors=layers["corridors"], settings=settings)
     return _Sited(boxes, candidates, scored, time.perf_counter() - started)
-
-
-def _return_freed_memory() -> None:
-    """Hand the heap memory freed by a large stage back to the system (glibc only).
-
-    A city's geometries are millions of small heap blocks; once noding or attaching
-    frees them, glibc would keep the space in the process, and the arrays of the next
-    stages (mapped afresh) would add to it: 0.9 GB of the peak at 1M corridor edges.
-    """
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):  # not glibc
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _summary(

@@ -7,6 +7,7 @@ import importlib
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import shapely
 from shapely.geometry import LineString, Point, box
@@ -317,20 +318,24 @@ def test_a_corridor_marked_no_in_text_carries_neither_box_nor_cable(tmp_path: Pa
 def test_plan_pauses_the_cyclic_collector_and_leaves_it_as_it_was(
     sample_layers: Layers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The collector would go over a city's millions of geometries again and again."""
+    """The collector would go over a city's millions of geometries again and again, and
+    numpy's arrays would wait for huge pages (geoplan._memory): both are off meanwhile."""
+    huge_pages = np._core.multiarray._get_madvise_hugepage
     plan_module = importlib.import_module("geoplan.plan")
     real = plan_module.build_arrays
-    seen: list[bool] = []
+    seen: list[tuple[bool, bool]] = []
 
     def watched(*args: object, **kwargs: object) -> object:
-        seen.append(gc.isenabled())
+        seen.append((gc.isenabled(), huge_pages()))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(plan_module, "build_arrays", watched)
     assert gc.isenabled()
+    was = huge_pages()
     plan(sample_layers)
-    assert seen == [False]
+    assert seen == [(False, False)]
     assert gc.isenabled()
+    assert huge_pages() == was
 
     def fails(*_args: object, **_kwargs: object) -> None:
         raise LayerError(Problem("cannot be joined", layer="corridors", feature_id="K1"))
@@ -339,6 +344,7 @@ def test_plan_pauses_the_cyclic_collector_and_leaves_it_as_it_was(
     with pytest.raises(LayerError):
         plan(sample_layers)
     assert gc.isenabled()
+    assert huge_pages() == was
     gc.disable()
     try:
         with pytest.raises(LayerError):
