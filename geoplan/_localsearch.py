@@ -27,7 +27,7 @@ import numpy as np
 from scipy import sparse
 
 from ._fastroute import Copies
-from ._geometry import _on_two_threads
+from ._geometry import _both, _on_two_threads
 
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
@@ -96,30 +96,39 @@ def _joined(parts: list[tuple[np.ndarray, ...]]) -> Balls:
     """Join the halves' results, renumbering the second half's entries and blocks.
 
     Each array of the result is made once and each half written into its part of it (a
-    city's balls are millions of entries and copy edges: no intermediate arrays).
+    city's balls are millions of entries and copy edges: no intermediate arrays); the
+    entries' arrays and the edges' are written on two threads (numpy lets go of the GIL
+    while it copies, and first writes to fresh pages are most of the time).
     """
     n = sum(len(part[0]) for part in parts)
     m = sum(len(part[6]) for part in parts)
-    node, pred = np.empty(n, dtype=np.int64), np.full(n, NO_PRED, dtype=np.int64)
+    node, pred = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
     cost, length = np.empty(n), np.empty(n)
     ea, eb, row = (np.empty(m, dtype=np.int64) for _ in range(3))
-    counts, sources = [], []
-    at = edge_at = 0
-    for p_node, p_count, p_source, p_pred, p_cost, p_len, p_ea, p_eb, p_row in parts:
-        here, edges = slice(at, at + len(p_node)), slice(edge_at, edge_at + len(p_ea))
-        node[here], cost[here], length[here], row[edges] = p_node, p_cost, p_len, p_row
-        np.add(p_pred, at, out=pred[here], where=p_pred >= 0)
-        np.add(p_ea, at, out=ea[edges])
-        np.add(p_eb, at, out=eb[edges])
-        counts.append(p_count)
-        sources.append(p_source + at)
-        at, edge_at = here.stop, edges.stop
-    count = np.concatenate(counts)
+    at = np.cumsum([0] + [len(part[0]) for part in parts])
+    edge_at = np.cumsum([0] + [len(part[6]) for part in parts])
+
+    def entries() -> None:
+        for (p_node, _, _, p_pred, p_cost, p_len, *_), lo in zip(parts, at, strict=False):
+            here = slice(lo, lo + len(p_node))
+            node[here], cost[here], length[here] = p_node, p_cost, p_len
+            np.add(p_pred, lo, out=pred[here])
+            pred[here][p_pred < 0] = NO_PRED
+
+    def edges() -> None:
+        for (*_, p_ea, p_eb, p_row), lo, e_lo in zip(parts, at, edge_at, strict=False):
+            here = slice(e_lo, e_lo + len(p_ea))
+            row[here] = p_row
+            np.add(p_ea, lo, out=ea[here])
+            np.add(p_eb, lo, out=eb[here])
+
+    _both(entries, edges)
+    count = np.concatenate([part[1] for part in parts])
     copies = Copies(
         node=node,
         block=np.repeat(np.arange(len(count)), count),
         first=np.concatenate([[0], np.cumsum(count)]).astype(np.int64),
-        source=np.concatenate(sources),
+        source=np.concatenate([part[2] + lo for part, lo in zip(parts, at, strict=False)]),
         ea=ea,
         eb=eb,
         row=row,
