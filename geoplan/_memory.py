@@ -1,6 +1,7 @@
 """How a city's millions of objects and gigabytes of arrays are allocated and handed back.
 
-Three process-wide switches, each turned for the duration of a stage and restored:
+Two process-wide switches, held off while a stage runs (when stages of several threads
+overlap, the last to end restores them), and a hand-back:
 
 * Python's cyclic garbage collector is paused (:func:`collector_paused`): every geometry
   is an object it tracks, and it would go over all of them again and again while
@@ -19,44 +20,75 @@ import contextlib
 import ctypes
 import gc
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
+class _Switch:
+    """A process-wide switch held off while any caller (of any thread) is in a stage.
+
+    The first to enter notes how it was and turns it off; the last to leave turns it on
+    again if it was on. (Each caller restoring what it found would leave it off when two
+    threads' stages overlap: the second finds it off.)
+    """
+
+    def __init__(self, get: Callable[[], bool], turn: Callable[[bool], object]) -> None:
+        self._get, self._turn = get, turn
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._was_on = False
+
+    @contextlib.contextmanager
+    def off(self) -> Iterator[None]:
+        """Hold the switch off meanwhile."""
+        with self._lock:
+            if not self._holders:
+                self._was_on = self._get()
+                self._turn(False)
+            self._holders += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holders -= 1
+                if not self._holders and self._was_on:
+                    self._turn(True)
+
+
+def _turn_collector(on: bool) -> None:
+    if on:
+        gc.enable()
+    else:
+        gc.disable()
+
+
+_COLLECTOR = _Switch(gc.isenabled, _turn_collector)
+_multiarray = getattr(getattr(np, "_core", None), "multiarray", None)
+_HUGE_PAGES = (
+    _Switch(_multiarray._get_madvise_hugepage, _multiarray._set_madvise_hugepage)
+    if hasattr(_multiarray, "_set_madvise_hugepage")
+    else _Switch(lambda: False, lambda _on: None)  # pragma: no cover - a numpy without it
+)
+
+
+def collector_paused() -> contextlib.AbstractContextManager[None]:
     """Pause Python's cyclic garbage collector meanwhile.
 
     Reference counting frees memory as usual meanwhile; the collector is on again
     afterwards if it was on before.
     """
-    was_on = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_on:
-            gc.enable()
+    return _COLLECTOR.off()
 
 
-@contextlib.contextmanager
-def ordinary_pages() -> Iterator[None]:
+def ordinary_pages() -> contextlib.AbstractContextManager[None]:
     """Let numpy's new arrays take ordinary pages meanwhile (not ``madvise``'d huge ones).
 
     numpy's own switch (the one ``NUMPY_MADVISE_HUGEPAGE=0`` turns at import), set back
     afterwards; nothing changes where numpy has no such switch.
     """
-    switch = getattr(getattr(np, "_core", None), "multiarray", None)
-    switch = getattr(switch, "_set_madvise_hugepage", None)
-    if switch is None:  # pragma: no cover - a numpy without it
-        yield
-        return
-    was_on = switch(False)
-    try:
-        yield
-    finally:
-        switch(was_on)
+    return _HUGE_PAGES.off()
 
 
 def return_freed_memory() -> None:
