@@ -79,11 +79,15 @@ class Copies:
         return sparse.csr_array((data, (self.ea, self.eb)), shape=(self.size, self.size))
 
     def subset(self, blocks: IntArray) -> tuple[Copies, IntArray]:
-        """Return the copies of some blocks only, and each old entry's new one (or -1)."""
-        mask = np.isin(self.block, blocks)
-        new_index = np.full(self.size, -1, dtype=np.int64)
-        new_index[mask] = np.arange(int(mask.sum()))
-        edge_ok = mask[self.ea] & mask[self.eb]
+        """Return the copies of some blocks only, and each old entry's new one (or -1).
+
+        ``blocks`` ascend; a copy edge joins two entries of one block.
+        """
+        chosen = np.zeros(len(self.first) - 1, dtype=bool)
+        chosen[blocks] = True
+        mask = np.repeat(chosen, np.diff(self.first))
+        new_index = np.where(mask, np.cumsum(mask) - 1, -1)
+        edge_ok = mask[self.ea]
         renumber = np.full(len(self.first) - 1, -1, dtype=np.int64)
         renumber[blocks] = np.arange(len(blocks))
         block = renumber[self.block[mask]]
@@ -629,13 +633,22 @@ def _supply_names(
 
 
 def route_geometry(
-    arrays: GraphArrays, route_of: IntArray, route_nodes: IntArray, n_routes: int
+    arrays: GraphArrays,
+    route_of: IntArray,
+    route_nodes: IntArray,
+    n_routes: int,
+    rows: IntArray | None = None,
 ) -> np.ndarray:
-    """Draw every route (as network.path_geometry draws it), all at once."""
+    """Draw every route (as network.path_geometry draws it), all at once.
+
+    ``rows`` are the steps' edge rows when known already (as :func:`trench_sections`
+    returns them).
+    """
     same = route_of[1:] == route_of[:-1]
     a, b = route_nodes[:-1][same], route_nodes[1:][same]
     step_route = route_of[1:][same]
-    rows = edge_rows(arrays, a, b)
+    if rows is None:
+        rows = edge_rows(arrays, a, b)
     coords, step = shapely.get_coordinates(arrays.geometry[rows], return_index=True)
     size = np.bincount(step, minlength=len(rows))
     first = np.cumsum(size) - size

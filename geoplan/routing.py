@@ -681,14 +681,19 @@ def trench_sections(
 
 def _pair_rows(pairs: pd.DataFrame, assigned: pd.DataFrame) -> np.ndarray:
     """Return the row in ``pairs`` of each assigned (box_id, candidate_id), in order."""
-    keys = ["box_id", "candidate_id"]
-    found = assigned[keys].merge(
-        pairs[keys].assign(row=np.arange(len(pairs))), on=keys, how="left", validate="m:1"
-    )
-    if found["row"].isna().any():
+    n = len(pairs)
+    box, _ = pd.factorize(np.concatenate([pairs["box_id"], assigned["box_id"]]))
+    supply, _ = pd.factorize(np.concatenate([pairs["candidate_id"], assigned["candidate_id"]]))
+    key = box.astype(np.int64) * (int(supply.max(initial=0)) + 1) + supply
+    index = pd.Index(key[:n])
+    if not index.is_unique:
+        msg = "a (box, supply) pair is among the candidate pairs more than once"
+        raise ValueError(msg)
+    rows = index.get_indexer(key[n:])
+    if (rows < 0).any():
         msg = "a served box's (box, supply) pair is not among the candidate pairs"
         raise ValueError(msg)
-    return found["row"].to_numpy(np.int64)
+    return rows.astype(np.int64)
 
 
 def _separate_trench_m(pairs: pd.DataFrame, rows: np.ndarray) -> float:
@@ -908,7 +913,7 @@ def _route_arrays(
             ),
             "max_cables_in_trench": max_cables,
         },
-        geometry=_fastroute.route_geometry(graph, route_of, route_nodes, n_routes),
+        geometry=_fastroute.route_geometry(graph, route_of, route_nodes, n_routes, step_rows),
         crs=graph.crs,
     ).astype({"length_m": "float64", "off_corridor_m": "float64", "max_cables_in_trench": "int64"})
     clock("trenches and cable routes")
