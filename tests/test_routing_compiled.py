@@ -549,3 +549,17 @@ def test_lexsort2_is_numpys_lexsort(high: int) -> None:
     major[::7] = major[2]
     want = np.lexsort((minor, major))
     np.testing.assert_array_equal(_geometry._lexsort2(minor, major), want)
+
+
+def test_the_served_pairs_rows_are_found_in_the_assigned_order_or_refused() -> None:
+    """Each route starts from its pair's search entry: a wrong row is a wrong route."""
+    pairs = pd.DataFrame(
+        {"box_id": ["B1", "B1", "B2", "B3", "B2"], "candidate_id": ["S1", "S2", "S1", "S2", "S2"]}
+    )
+    assigned = pd.DataFrame({"box_id": ["B1", "B2", "B3"], "candidate_id": ["S2", "S1", "S2"]})
+    assert reference._pair_rows(pairs, assigned).tolist() == [1, 2, 3]
+    assert reference._pair_rows(pairs, assigned.iloc[:0]).tolist() == []
+    with pytest.raises(ValueError, match="not among the candidate pairs"):
+        reference._pair_rows(pairs, pd.DataFrame({"box_id": ["B3"], "candidate_id": ["S1"]}))
+    with pytest.raises(ValueError, match="more than once"):
+        reference._pair_rows(pd.concat([pairs, pairs.iloc[:1]]), assigned)
