@@ -3,9 +3,9 @@
 Most of a city's planning holds Python's GIL, so two threads cannot share it out; a
 forked process starts with a copy of every layer already read (the pages are shared
 until either process writes to them) and costs a few milliseconds to start. Used by
-:func:`geoplan.plan.plan` (meter boxes sited while the routing graph is built) and by
+:func:`geoplan.plan.plan` (meter boxes sited while the routing graph is built), by
 :mod:`geoplan.export` (the GeoPackage and workbook written while this process writes
-the GeoJSON).
+the GeoJSON) and by :func:`geoplan.maps.write_maps` (half of a city's compound pages).
 
 A fork is only made when it is safe: on Linux, while this process runs no other thread
 (a fork copies no thread, but may copy a lock that one of them holds) and is not itself a

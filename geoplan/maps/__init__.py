@@ -38,6 +38,9 @@ _SAFE_NAME = re.compile(r"[^\w-]", re.UNICODE)
 _MAX_NAME = 80
 _DISTRICT_PLAN = "区域方案图 District plan"
 _DISTRICT_OVERVIEW = "区域概览图 District overview"
+#: From this many compound pages, a forked process (:mod:`geoplan._fork`) writes every
+#: other one while this process writes the rest.
+_PAGES_IN_TWO = 200
 
 
 ASSETS_DIR = "assets"  # city scale: Leaflet's files, shared by the compound pages
@@ -258,18 +261,28 @@ def write_maps(
         assets = f"../{ASSETS_DIR}/"
         for name, text in asset_texts().items():
             paths.append(_write(out_dir / ASSETS_DIR / name, text))
-    for cid in pages:
-        page, _ = plan_page(
-            plan,
-            compound_id=cid,
-            title=_compound_title(names, cid),
-            links=from_compound,
-            back_links=up,
-            tiles=tiles,
-            index=index,
-            assets=assets,
-        )
-        paths.append(_write(out_dir / files[cid], page))
+
+    def write_pages(some: list[str]) -> None:
+        for cid in some:
+            page, _ = plan_page(
+                plan,
+                compound_id=cid,
+                title=_compound_title(names, cid),
+                links=from_compound,
+                back_links=up,
+                tiles=tiles,
+                index=index,
+                assets=assets,
+            )
+            _write(out_dir / files[cid], page)
+
+    # every other page written by a forked process (the same bytes; here if it fails)
+    from geoplan._fork import Beside
+
+    with Beside(lambda: write_pages(pages[1::2]), fork=len(pages) >= _PAGES_IN_TWO) as half:
+        write_pages(pages[0::2])
+        half.result()
+    paths += [out_dir / files[cid] for cid in pages]
     logger.info("wrote %d map pages to %s", len(paths), out_dir)
     return paths
 
