@@ -276,12 +276,15 @@ def write_maps(
             )
             _write(out_dir / files[cid], page)
 
-    # every other page written by a forked process (the same bytes; here if it fails)
-    from geoplan._fork import Beside
+    from geoplan._fork import Beside, can_fork
 
-    with Beside(lambda: write_pages(pages[1::2]), fork=len(pages) >= _PAGES_IN_TWO) as half:
-        write_pages(pages[0::2])
-        half.result()
+    if len(pages) >= _PAGES_IN_TWO and can_fork():
+        # every other page written by a forked process (the same bytes; here if it fails)
+        with Beside(lambda: write_pages(pages[1::2]), fork=True) as half:
+            write_pages(pages[0::2])
+            half.result()
+    else:  # in compound order, so that a page that cannot be written is the first one
+        write_pages(pages)
     paths += [out_dir / files[cid] for cid in pages]
     logger.info("wrote %d map pages to %s", len(paths), out_dir)
     return paths
