@@ -26,13 +26,11 @@ _ABOVE_HALF_WORK = 1 - 0.5**0.5  # queries 0..n*this hold half the sum of (n - q
 def overlapping(lo: FloatArray, hi: FloatArray) -> tuple[IntArray, IntArray]:
     """Every pair of boxes ``lo``-``hi`` that overlap or touch, once each, as (i, j), i < j.
 
-    The grid's cells are two median boxes wide (the reach of :meth:`BoxGrid.make` is the
-    median box's longer side).
+    The grid's cells are two median boxes wide (:meth:`BoxGrid.of`).
     """
     if len(lo) < 2:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    side_m = float(np.median(np.max(hi - lo, axis=1))) or 1.0
-    return BoxGrid.make(np.column_stack([lo, hi]), side_m).pairs()
+    return BoxGrid.of(np.column_stack([lo, hi])).pairs()
 
 
 @dataclass(frozen=True)
@@ -64,6 +62,12 @@ class BoxGrid:
         last = np.floor((hi - origin) / cell_m).astype(np.int64)
         start, members = _kernels().cell_members(first, last, rows, cols * rows)
         return cls(lo, hi, origin, cell_m, cols, rows, start, members)
+
+    @classmethod
+    def of(cls, bounds: FloatArray) -> BoxGrid:
+        """Put boxes in cells two median boxes wide (reach: the median box's longer side)."""
+        side_m = float(np.median(np.max(bounds[:, 2:] - bounds[:, :2], axis=1))) or 1.0
+        return cls.make(bounds, side_m)
 
     def pairs(self) -> tuple[IntArray, IntArray]:
         """Return every pair (i, j), i < j, of the grid's own boxes that meet, once each.

@@ -423,10 +423,10 @@ def _snap_ends(
     else:  # the lines' boxes in a grid: no tree of a million lines to build
         from ._grid import BoxGrid  # numba is imported only for a city
 
-        bounds = shapely.bounds(lines)
-        grid = BoxGrid.make(bounds, float(np.median(np.max(bounds[:, 2:] - bounds[:, :2], 1))))
         reach = tolerance_m + _BAND_M
-        near = grid.meeting(end_xy[loose] - reach, end_xy[loose] + reach)
+        near = BoxGrid.of(shapely.bounds(lines)).meeting(
+            end_xy[loose] - reach, end_xy[loose] + reach
+        )
         qi, li, dist = _measured_within(near, lines, loose_ends, tolerance_m)
     mine = li != owner[loose[qi]]
     qi, li, dist = qi[mine], li[mine], dist[mine]
