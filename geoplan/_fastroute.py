@@ -637,18 +637,15 @@ def route_geometry(
     route_of: IntArray,
     route_nodes: IntArray,
     n_routes: int,
-    rows: IntArray | None = None,
+    rows: IntArray,
 ) -> np.ndarray:
     """Draw every route (as network.path_geometry draws it), all at once.
 
-    ``rows`` are the steps' edge rows when known already (as :func:`trench_sections`
-    returns them).
+    ``rows`` are the steps' edge rows, as :func:`trench_sections` returns them.
     """
     same = route_of[1:] == route_of[:-1]
-    a, b = route_nodes[:-1][same], route_nodes[1:][same]
+    a = route_nodes[:-1][same]
     step_route = route_of[1:][same]
-    if rows is None:
-        rows = edge_rows(arrays, a, b)
     coords, step = shapely.get_coordinates(arrays.geometry[rows], return_index=True)
     size = np.bincount(step, minlength=len(rows))
     first = np.cumsum(size) - size
