@@ -23,6 +23,7 @@ import geopandas as gpd
 import jinja2
 import pandas as pd
 import pytest
+import shapely
 from geopandas.testing import assert_geodataframe_equal
 from test_browser import (  # noqa: F401 (fixtures)
     COUNT_JS,
@@ -49,6 +50,7 @@ from geoplan.maps import (
 from geoplan.maps._dashboard import LEAN_ROWS, LEAN_WIDTHS_EM, dashboard_page
 from geoplan.maps._index import PlanIndex
 from geoplan.maps._overview import COLUMNS, overview_page
+from geoplan.maps._page import lonlat, lonlat_bounds
 from geoplan.maps._planmap import _select, plan_page
 from geoplan.maps._templates import Verbatim
 from geoplan.plan import Plan
@@ -579,3 +581,29 @@ def test_only_the_compound_pages_asked_for_are_written(
     with pytest.raises(ValueError, match="no compound 'nowhere' in the plan"):
         write_maps(plan, tmp_path / "none", scale="city", compounds=["nowhere", ids[0]])
     assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize("crs", ["EPSG:4545", "EPSG:3857", "EPSG:4326"])
+def test_lonlat_is_what_geopandas_reprojects(crs: str):
+    from shapely.geometry import LineString, Point, Polygon
+
+    at = gpd.GeoSeries([Point(106.85, 39.65)], crs=4326).to_crs(crs).iloc[0]
+    x, y = at.x, at.y
+    d = 0.0001 if crs == "EPSG:4326" else 10.0
+    geoms = gpd.GeoSeries(
+        [
+            Point(x, y),
+            LineString([(x, y), (x + d, y + 2 * d)]),
+            None,
+            Polygon(),
+            LineString([(x, y, 5.0), (x - d, y, 7.0)]),  # a 3-D line keeps its heights
+            Polygon([(x, y), (x + d, y), (x, y + d)]),
+        ],
+        crs=crs,
+    )
+    moved = lonlat(geoms.to_numpy(), geoms.crs)
+    expected = geoms.to_crs(4326).to_numpy()
+    # bit for bit: the same coordinates, heights and empties
+    assert list(shapely.to_wkb(moved)) == list(shapely.to_wkb(expected))
+    assert shapely.has_z(moved).tolist() == shapely.has_z(expected).tolist()
+    assert lonlat_bounds(geoms.to_numpy(), crs).tolist() == geoms.to_crs(4326).total_bounds.tolist()

@@ -9,6 +9,7 @@ bytes.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import math
@@ -20,7 +21,9 @@ from urllib.parse import urlsplit
 
 import folium
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import pyproj
 import shapely
 from branca.element import Element, Figure, MacroElement
 from jinja2 import Template
@@ -134,12 +137,12 @@ def to_features(
     Geometries are simplified in the frame's metric CRS, reprojected and rounded to
     :data:`COORDINATE_DECIMALS`; features get positional integer ids.
     """
-    geoms = frame.geometry
-    if geoms.crs is not None and geoms.crs.is_projected:
-        geoms = geoms.simplify(SIMPLIFY_M)
-    geoms = geoms.to_crs(4326)
+    crs = frame.crs
+    geoms = np.asarray(frame.geometry.array, dtype=object)
+    if crs is not None and crs.is_projected:
+        geoms = shapely.simplify(geoms, SIMPLIFY_M)
     # Round (not snap) coordinates: a feature shorter than the grid must not vanish.
-    rounded = shapely.transform(geoms.to_numpy(), lambda xy: xy.round(COORDINATE_DECIMALS))
+    rounded = shapely.transform(lonlat(geoms, crs), lambda xy: xy.round(COORDINATE_DECIMALS))
     names = list(properties)
     columns = [list(properties[n]) for n in names]
     features = []
@@ -155,6 +158,41 @@ def to_features(
             }
         )
     return {"type": "FeatureCollection", "features": features}
+
+
+def lonlat(geoms: np.ndarray, crs: Any) -> np.ndarray:
+    """Return geometries in EPSG:4326, as ``GeoSeries.to_crs(4326)`` gives them.
+
+    The same transformer (lon/lat order) on the same coordinates, found once per CRS:
+    geopandas works out the CRS pair again on every call, which is most of the time of
+    a compound page's few features.
+    """
+    if crs is None:
+        raise ValueError("Cannot transform naive geometries: the layer has no CRS.")
+    transform = _to_lonlat(pyproj.CRS.from_user_input(crs).srs)
+    if transform is None:
+        return geoms
+    has_z = shapely.has_z(geoms)
+    result = np.empty_like(geoms)
+    for z, rows in ((False, ~has_z), (True, has_z)):
+        coords = shapely.get_coordinates(geoms[rows], include_z=z)
+        moved = transform(*coords.T)
+        result[rows] = shapely.set_coordinates(geoms[rows].copy(), np.array(moved).T)
+    return result
+
+
+@functools.lru_cache(maxsize=16)
+def _to_lonlat(srs: str) -> Any:
+    """Return the transform of ``srs`` coordinates to lon/lat, or None if they are."""
+    crs = pyproj.CRS.from_user_input(srs)
+    if crs.is_exact_same(pyproj.CRS.from_epsg(4326)):
+        return None
+    return pyproj.Transformer.from_crs(crs, pyproj.CRS.from_epsg(4326), always_xy=True).transform
+
+
+def lonlat_bounds(geoms: np.ndarray, crs: Any) -> np.ndarray:
+    """Return ``(minx, miny, maxx, maxy)`` of geometries in EPSG:4326 (NaN if none)."""
+    return shapely.total_bounds(lonlat(geoms, crs))
 
 
 def script_json(value: object) -> str:

@@ -11,9 +11,20 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
-from ._page import Field, Overlay, add_overlays, esc, geojson_overlay, legend, new_map, render
+from ._page import (
+    Field,
+    Overlay,
+    add_overlays,
+    esc,
+    geojson_overlay,
+    legend,
+    lonlat_bounds,
+    new_map,
+    render,
+)
 
 if TYPE_CHECKING:
     from geoplan.plan import Plan
@@ -443,11 +454,10 @@ def _select(plan: Plan, compound_id: str | None) -> dict[str, gpd.GeoDataFrame]:
 
 
 def _bounds(frames: Mapping[str, gpd.GeoDataFrame], crs: object) -> list[float]:
-    parts = [f.geometry for f in frames.values() if len(f)]
+    parts = [np.asarray(f.geometry.array, dtype=object) for f in frames.values() if len(f)]
     if not parts:
         return [106.8, 39.6, 106.9, 39.7]
-    joined = gpd.GeoSeries(pd.concat(parts, ignore_index=True), crs=crs)
-    return [float(v) for v in joined.to_crs(4326).total_bounds]
+    return [float(v) for v in lonlat_bounds(np.concatenate(parts), crs)]
 
 
 def plan_page(
