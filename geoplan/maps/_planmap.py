@@ -303,9 +303,11 @@ def positions_text(positions: object, used: object, reserved: object) -> str:
 
 def box_fields(boxes: pd.DataFrame, cables: pd.DataFrame) -> list[Field]:
     """Rows of a meter box's popup: id, block, positions used / reserved, its cable."""
+    shown = [c for c in ("cable_type", "length_m", "voltage_drop_pct", "supply_id") if c in cables]
+    values = zip(*(column(cables, c) for c in shown), strict=True)
     by_box = {
-        str(row["box_id"]): row
-        for row in cables.drop(columns="geometry", errors="ignore").to_dict("records")
+        str(b): dict(zip(shown, row, strict=True))
+        for b, row in zip(column(cables, "box_id"), values, strict=False)
     }
     feeds = [by_box.get(str(b), {}) for b in column(boxes, "box_id")]
     return [
