@@ -23,7 +23,7 @@ import pytest
 from geoplan.layers import Layers, read_layers
 from geoplan.maps import MapPage, compound_file, district_map, write_maps
 from geoplan.maps._page import esc
-from geoplan.maps._planmap import box_fields
+from geoplan.maps._planmap import box_fields, compound_overlay
 from geoplan.plan import Plan
 from geoplan.plan import plan as plan_layers
 from geoplan.settings import Settings
@@ -313,6 +313,33 @@ def test_box_fields_show_positions_and_cable_escaped():
     assert rows["电缆长度 cable length"] == ["85.2 m", ""]
     overlay_text = esc(rows["电源 supply"][0])
     assert overlay_text == "&lt;T1&gt;"
+
+
+def test_compound_popups_take_their_own_summary_row():
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    compounds = gpd.GeoDataFrame(
+        {"compound_id": ["C2", "C1", "C3"], "name": ["二", "一", "三"]},
+        geometry=[box(0, 0, 10, 10), box(20, 0, 30, 10), box(40, 0, 50, 10)],
+        crs="EPSG:4545",
+    )
+    summary = pd.DataFrame(  # another order, ids as numbers would read, no row for C3
+        {
+            "compound_id": ["C1", "C2"],
+            "boxes": [3, 12],
+            "hazard_before": [40.0, 7.5],
+            "hazard_after": [0.0, 1.25],
+            "priority_rank": [1, 2],
+        }
+    )
+    overlay = compound_overlay(compounds, summary, {"C1": "c1.html"})
+    rows = [f["properties"] for f in overlay.layer.data["features"]]
+    assert [r["f1"] for r in rows] == ["C2", "C1", "C3"]
+    assert [r["f4"] for r in rows] == ["12", "3", ""]
+    assert [r["f5"] for r in rows] == ["7.5 → 1.2", "40.0 → 0.0", " → "]
+    assert [r["f6"] for r in rows] == ["2", "1", ""]
+    assert [("c1.html" in r["f7"]) for r in rows] == [False, True, False]
 
 
 # ------------------------------------------------------------ district_map (inline pages)

@@ -138,24 +138,27 @@ def compound_overlay(
     Without ``links`` (a page shown alone) the popups have no map row.
     """
     ids = [str(c) for c in column(compounds, "compound_id")]
-    info = summary.assign(compound_id=summary["compound_id"].astype(str)).set_index("compound_id")
-    info = info.reindex(ids)
+    row_of = {str(c): i for i, c in enumerate(column(summary, "compound_id"))}
+
+    def info(name: str) -> list[object]:
+        """Return the summary's column for each compound (None where it has no row)."""
+        values = column(summary, name)
+        return [values[row_of[c]] if c in row_of else None for c in ids]
+
     fields = [
         Field("小区 compound", column(compounds, "name")),
         Field("编号 id", ids),
         Field("户数 households", [number(v) for v in column(compounds, "households")]),
         Field("状态 status", column(compounds, "status")),
-        Field("表箱 boxes", [number(v) for v in column(info, "boxes")]),
+        Field("表箱 boxes", [number(v) for v in info("boxes")]),
         Field(
             "隐患 hazard before → after",
             [
                 f"{number(b, 1)} → {number(a, 1)}"
-                for b, a in zip(
-                    column(info, "hazard_before"), column(info, "hazard_after"), strict=True
-                )
+                for b, a in zip(info("hazard_before"), info("hazard_after"), strict=True)
             ],
         ),
-        Field("优先 priority rank", [number(v) for v in column(info, "priority_rank")]),
+        Field("优先 priority rank", [number(v) for v in info("priority_rank")]),
     ]
     if links:
         opens = [_link(links.get(c), "打开小区地图 open the compound map") for c in ids]
