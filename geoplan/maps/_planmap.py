@@ -306,11 +306,14 @@ def positions_text(positions: object, used: object, reserved: object) -> str:
 
 def box_fields(boxes: pd.DataFrame, cables: pd.DataFrame) -> list[Field]:
     """Rows of a meter box's popup: id, block, positions used / reserved, its cable."""
-    shown = [c for c in ("cable_type", "length_m", "voltage_drop_pct", "supply_id") if c in cables]
-    values = zip(*(column(cables, c) for c in shown), strict=True)
+    shown = {
+        name: column(cables, name)
+        for name in ("cable_type", "length_m", "voltage_drop_pct", "supply_id")
+        if name in cables.columns
+    }
     by_box = {
-        str(b): dict(zip(shown, row, strict=True))
-        for b, row in zip(column(cables, "box_id"), values, strict=False)
+        str(b): {name: values[i] for name, values in shown.items()}
+        for i, b in enumerate(column(cables, "box_id"))
     }
     feeds = [by_box.get(str(b), {}) for b in column(boxes, "box_id")]
     return [
