@@ -10,7 +10,7 @@ check that both give the same routes and costs on small graphs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
@@ -75,10 +75,6 @@ class GraphArrays:
     def edges_where(self, keep: BoolArray | IntArray) -> dict[str, np.ndarray]:
         """Return the edge arrays, each taken at ``keep`` (a mask or indices)."""
         return {name: getattr(self, name)[keep] for name in EDGE_FIELDS}
-
-    def with_edges(self, **edges: np.ndarray) -> GraphArrays:
-        """Return a copy with other edge arrays (all of :data:`EDGE_FIELDS`)."""
-        return replace(self, **edges)
 
     def csr(self, values: FloatArray | IntArray | None = None) -> sparse.csr_array:
         """Return the symmetric adjacency matrix with ``values`` per edge (default: edge index + 1).
