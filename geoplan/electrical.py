@@ -27,15 +27,6 @@ from .errors import Problem, SettingsError
 PHASES = (1, 3)
 INSTALLATIONS = ("direct", "duct")
 SIZE_CABLES_INPUT = ("cable_id", "length_m", "design_load_kw", "phases", "max_cables_in_trench")
-SIZE_CABLES_OUTPUT = (
-    "cable_type",
-    "cross_section_mm2",
-    "design_current_a",
-    "ampacity_a",
-    "voltage_drop_pct",
-    "cost_cny",
-    "flags",
-)
 
 
 # --- helpers -----------------------------------------------------------------------------

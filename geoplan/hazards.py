@@ -48,8 +48,6 @@ REASONS: tuple[str, ...] = (
 )
 """The fixed vocabulary of ``reasons`` codes, in the order they are joined."""
 
-SCORED_COLUMNS: tuple[str, ...] = ("length_m", "corridor_crossings", "hazard_score", "reasons")
-
 _TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE_WORDS = frozenset({"false", "f", "no", "n", "0", "bare"})
 
