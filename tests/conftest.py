@@ -203,18 +203,6 @@ def layer_frames() -> dict[str, gpd.GeoDataFrame]:
     return make_layers()
 
 
-@pytest.fixture(params=LAYER_FORMATS)
-def layer_format(request: pytest.FixtureRequest) -> str:
-    """Run a test once per file format of ``LAYER_FORMATS``."""
-    return request.param
-
-
-@pytest.fixture
-def layer_path(tmp_path: Path) -> Path:
-    """Return a folder holding the valid layer set as GeoJSON files."""
-    return write_layers(make_layers(), tmp_path / "layers")
-
-
 @pytest.fixture
 def layer_writer(tmp_path: Path) -> Callable[..., Path]:
     """Return ``write(layers, fmt="geojson")``, writing each call into a new folder."""
