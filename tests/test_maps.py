@@ -324,13 +324,13 @@ def test_compound_popups_take_their_own_summary_row():
         geometry=[box(0, 0, 10, 10), box(20, 0, 30, 10), box(40, 0, 50, 10)],
         crs="EPSG:4545",
     )
-    summary = pd.DataFrame(  # another order, ids as numbers would read, no row for C3
+    summary = pd.DataFrame(  # another order, no row for C3, C1 twice (the first counts)
         {
-            "compound_id": ["C1", "C2"],
-            "boxes": [3, 12],
-            "hazard_before": [40.0, 7.5],
-            "hazard_after": [0.0, 1.25],
-            "priority_rank": [1, 2],
+            "compound_id": ["C1", "C2", "C1"],
+            "boxes": [3, 12, 99],
+            "hazard_before": [40.0, 7.5, 99.0],
+            "hazard_after": [0.0, 1.25, 99.0],
+            "priority_rank": [1, 2, 99],
         }
     )
     overlay = compound_overlay(compounds, summary, {"C1": "c1.html"})

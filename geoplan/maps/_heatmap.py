@@ -19,10 +19,11 @@ from ._page import (
     esc,
     geojson_overlay,
     legend,
+    lonlat,
     new_map,
     render,
 )
-from ._planmap import COLOURS, LABELS, _bounds, column, number, wire_scores
+from ._planmap import COLOURS, LABELS, _bounds, by_compound, column, number, wire_scores
 
 if TYPE_CHECKING:
     from geoplan.plan import Plan
@@ -53,8 +54,7 @@ def heat_points(wires: gpd.GeoDataFrame, scores: Sequence[float]) -> list[list[f
     points = shapely.line_interpolate_point(
         wires.geometry.to_numpy()[owner], fractions, normalized=True
     )
-    lonlat = gpd.GeoSeries(points, crs=wires.crs).to_crs(4326)
-    xy = np.round(shapely.get_coordinates(lonlat.to_numpy()), COORDINATE_DECIMALS)
+    xy = np.round(shapely.get_coordinates(lonlat(points, wires.crs)), COORDINATE_DECIMALS)
     return [
         [float(lat), float(lon), round(float(w), 2)]
         for (lon, lat), w in zip(xy, weights[owner], strict=True)
@@ -95,16 +95,15 @@ def _index_overlay(
     compounds: gpd.GeoDataFrame, summary: pd.DataFrame, links: Mapping[str, str]
 ) -> tuple[Overlay, list[float]]:
     ids = [str(c) for c in column(compounds, "compound_id")]
-    info = summary.assign(compound_id=summary["compound_id"].astype(str)).set_index("compound_id")
-    info = info.reindex(ids)
-    before = pd.to_numeric(pd.Series(column(info, "hazard_before")), errors="coerce").fillna(0.0)
+    info = by_compound(summary, ids)
+    before = pd.to_numeric(pd.Series(info("hazard_before")), errors="coerce").fillna(0.0)
     classes, limits = _classes(before)
     fields = [
         Field("小区 compound", column(compounds, "name")),
         Field("编号 id", ids),
         Field("隐患指数 hazard index", [number(v, 1) for v in before]),
-        Field("方案后 after the plan", [number(v, 1) for v in column(info, "hazard_after")]),
-        Field("优先 priority rank", [number(v) for v in column(info, "priority_rank")]),
+        Field("方案后 after the plan", [number(v, 1) for v in info("hazard_after")]),
+        Field("优先 priority rank", [number(v) for v in info("priority_rank")]),
         Field(
             "地图 map",
             [

@@ -33,8 +33,18 @@ from ._heatmap import (
     hazard_after,
     wire_hazards,
 )
-from ._page import Overlay, ScriptLayer, add_overlays, esc, legend, new_map, render, script_json
-from ._planmap import COLOURS, _bounds, column, number, wire_scores
+from ._page import (
+    Overlay,
+    ScriptLayer,
+    add_overlays,
+    esc,
+    legend,
+    lonlat,
+    new_map,
+    render,
+    script_json,
+)
+from ._planmap import COLOURS, _bounds, by_compound, column, number, wire_scores
 
 if TYPE_CHECKING:
     from geoplan.plan import Plan
@@ -240,13 +250,12 @@ def compound_table(plan: Plan, links: Mapping[str, str]) -> tuple[dict[str, obje
     compounds = plan.layers["compounds"]
     compounds = compounds[~(compounds.geometry.isna() | compounds.geometry.is_empty)]
     ids = [str(c) for c in column(compounds, "compound_id")]
-    summary = plan.summary.assign(compound_id=plan.summary["compound_id"].astype(str))
-    info = summary.drop_duplicates("compound_id").set_index("compound_id").reindex(ids)
-    inside = compounds.geometry.representative_point().to_crs(4326)
-    xy = np.round(shapely.get_coordinates(inside.to_numpy()), OVERVIEW_DECIMALS)
-    hazard = pd.to_numeric(pd.Series(column(info, "hazard_before")), errors="coerce")
+    info = by_compound(plan.summary, ids)
+    inside = shapely.point_on_surface(compounds.geometry.to_numpy())  # representative_point
+    xy = np.round(shapely.get_coordinates(lonlat(inside, compounds.crs)), OVERVIEW_DECIMALS)
+    hazard = pd.to_numeric(pd.Series(info("hazard_before")), errors="coerce")
     hazard_class, limits = _classes(hazard.fillna(0.0))
-    ranks = pd.to_numeric(pd.Series(column(info, "priority_rank")), errors="coerce")
+    ranks = pd.to_numeric(pd.Series(info("priority_rank")), errors="coerce")
     priority_class = _priority_classes(ranks)
 
     statuses: list[str] = []
@@ -267,10 +276,10 @@ def compound_table(plan: Plan, links: Mapping[str, str]) -> tuple[dict[str, obje
     ]
     names = [
         esc(n if isinstance(n, str) and n else s)
-        for n, s in zip(column(compounds, "name"), column(info, "name"), strict=True)
+        for n, s in zip(column(compounds, "name"), info("name"), strict=True)
     ]
     figures = {
-        name: _numbers(column(info, name), digits)
+        name: _numbers(info(name), digits)
         for name, digits in (
             ("households", 0),
             ("applicants", 0),
@@ -334,8 +343,7 @@ def heat_cells(wires: gpd.GeoDataFrame, scores: Sequence[float]) -> list[list[fl
     centres = shapely.points(
         (summed["i"].to_numpy() + 0.5) * HEAT_CELL_M, (summed["j"].to_numpy() + 0.5) * HEAT_CELL_M
     )
-    lonlat = gpd.GeoSeries(centres, crs=wires.crs).to_crs(4326)
-    out = np.round(shapely.get_coordinates(lonlat.to_numpy()), OVERVIEW_DECIMALS)
+    out = np.round(shapely.get_coordinates(lonlat(centres, wires.crs)), OVERVIEW_DECIMALS)
     return [
         [float(lat), float(lon), round(float(w), 1)]
         for (lon, lat), w in zip(out, summed["w"], strict=True)

@@ -7,7 +7,7 @@ GeoJson overlay; every text from the input is escaped before it reaches the page
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import geopandas as gpd
@@ -84,6 +84,23 @@ def column(frame: pd.DataFrame, name: str) -> list[object]:
     return [None] * len(frame)
 
 
+def by_compound(summary: pd.DataFrame, ids: Sequence[str]) -> Callable[[str], list[object]]:
+    """Return ``info(name)``: the summary's column ``name`` for each compound of ``ids``.
+
+    A compound gets the summary's first row with its id (text), None where it has none:
+    what a reindex of the summary by ``ids`` gives, without a frame made per page.
+    """
+    row_of: dict[str, int] = {}
+    for i, c in enumerate(column(summary, "compound_id")):
+        row_of.setdefault(str(c), i)
+
+    def info(name: str) -> list[object]:
+        values = column(summary, name)
+        return [values[row_of[c]] if c in row_of else None for c in ids]
+
+    return info
+
+
 def number(value: object, digits: int = 0, unit: str = "") -> str:
     """Format a number for people (empty when missing)."""
     try:
@@ -138,13 +155,7 @@ def compound_overlay(
     Without ``links`` (a page shown alone) the popups have no map row.
     """
     ids = [str(c) for c in column(compounds, "compound_id")]
-    row_of = {str(c): i for i, c in enumerate(column(summary, "compound_id"))}
-
-    def info(name: str) -> list[object]:
-        """Return the summary's column for each compound (None where it has no row)."""
-        values = column(summary, name)
-        return [values[row_of[c]] if c in row_of else None for c in ids]
-
+    info = by_compound(summary, ids)
     fields = [
         Field("小区 compound", column(compounds, "name")),
         Field("编号 id", ids),
