@@ -1,7 +1,7 @@
 """How a city's millions of objects and gigabytes of arrays are allocated and handed back.
 
-Two process-wide switches, held off while a stage runs (when stages of several threads
-overlap, the last to end restores them), and a hand-back:
+Two process-wide switches, held off while a stage runs (:func:`large_stage` holds both;
+when stages of several threads overlap, the last to end restores them), and a hand-back:
 
 * Python's cyclic garbage collector is paused (:func:`collector_paused`): every geometry
   is an object it tracks, and it would go over all of them again and again while
@@ -89,6 +89,17 @@ def ordinary_pages() -> contextlib.AbstractContextManager[None]:
     afterwards; nothing changes where numpy has no such switch.
     """
     return _HUGE_PAGES.off()
+
+
+@contextlib.contextmanager
+def large_stage() -> Iterator[None]:
+    """Hold both switches off meanwhile: :func:`collector_paused` and :func:`ordinary_pages`.
+
+    For the stages that make a city's millions of geometries and gigabytes of arrays
+    (reading the layers, planning); usable as a decorator too.
+    """
+    with collector_paused(), ordinary_pages():
+        yield
 
 
 def return_freed_memory() -> None:

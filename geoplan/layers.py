@@ -52,7 +52,7 @@ from ._checks import (
     src,
     start_lonlat,
 )
-from ._memory import collector_paused, ordinary_pages
+from ._memory import large_stage
 from .errors import CRSError, LayerError, Problem
 from .privacy import redact_frames
 from .settings import Settings
@@ -519,7 +519,7 @@ def read_layers(path: str | Path, *, settings: Settings | None = None) -> Layers
         bad counts.
     """
     settings = settings or Settings()
-    with collector_paused(), ordinary_pages():
+    with large_stage():
         return _read_and_validate(path, settings)
 
 
@@ -591,7 +591,7 @@ def validate_layers(
             problems.append(Problem("has no coordinate reference system; set one", layer=spec.name))
             continue
         raw[spec.name] = frame
-    with collector_paused(), ordinary_pages():
+    with large_stage():
         return _validate(raw, {}, settings=settings, problems=problems, given=set(frames))
 
 

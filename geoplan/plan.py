@@ -16,7 +16,7 @@ import shapely
 
 from ._fork import Beside
 from ._graph import GraphArrays, to_networkx
-from ._memory import collector_paused, ordinary_pages, return_freed_memory
+from ._memory import large_stage, return_freed_memory
 from .boxes import site_boxes
 from .costs import _compound_costs, _sum_by, _trench_shares
 from .electrical import design_load_kw, size_cables
@@ -146,8 +146,7 @@ def _removals(
     return present.assign(box_id=box_ids)
 
 
-@collector_paused()  # a city's plan makes millions of geometries, which it would go over
-@ordinary_pages()  # and fills gigabytes of fresh arrays (see geoplan._memory)
+@large_stage()  # a city's millions of geometries and gigabytes of arrays (geoplan._memory)
 def plan(
     layers: Layers,
     *,

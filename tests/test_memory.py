@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from geoplan._memory import collector_paused, ordinary_pages
+from geoplan._memory import collector_paused, large_stage
 
 
 def huge_pages() -> bool:
@@ -23,7 +23,7 @@ def test_overlapping_stages_of_two_threads_leave_both_switches_as_they_found_the
     entered, go, left = threading.Event(), threading.Event(), threading.Event()
 
     def first() -> list[bool]:
-        with collector_paused(), ordinary_pages():
+        with large_stage():
             entered.set()
             assert go.wait(10)
         left.set()
@@ -31,7 +31,7 @@ def test_overlapping_stages_of_two_threads_leave_both_switches_as_they_found_the
 
     def second() -> list[bool]:
         assert entered.wait(10)
-        with collector_paused(), ordinary_pages():
+        with large_stage():
             go.set()
             assert left.wait(10)  # the first stage has ended; this one runs on
             return [gc.isenabled() or huge_pages()]
