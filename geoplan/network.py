@@ -495,13 +495,12 @@ def _merge_close_ends(
     if not moved.size:
         return lines, end_xy, unchanged
     changed = _distinct(owner[moved])
-    coords, vline = shapely.get_coordinates(lines[changed], return_index=True)
-    first = np.searchsorted(vline, np.arange(len(changed)))
-    last = np.concatenate([first[1:], [len(coords)]]) - 1
+    moving = Ragged.of(lines[changed])  # fresh coordinates, ours to move
+    first, last = moving.first_last()
     line = np.searchsorted(changed, owner[moved])
-    coords[np.where(moved < n, first[line], last[line])] = target[moved]
+    moving.coords[np.where(moved < n, first[line], last[line])] = target[moved]
     out = lines.copy()
-    out[changed] = shapely.linestrings(coords, indices=vline)
+    out[changed] = moving.geometries()
     logger.debug("joined %d corridor ends to a nearby end", len(moved))
     end_xy = end_xy.copy()
     end_xy[moved] = target[moved]
