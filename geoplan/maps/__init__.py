@@ -22,6 +22,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from geoplan._fork import Beside, can_fork
 from geoplan.errors import OutputError
 
 if TYPE_CHECKING:
@@ -275,8 +276,6 @@ def write_maps(
                 assets=assets,
             )
             _write(out_dir / files[cid], page)
-
-    from geoplan._fork import Beside, can_fork
 
     if len(pages) >= _PAGES_IN_TWO and can_fork():
         # every other page written by a forked process (the same bytes; here if it fails)
